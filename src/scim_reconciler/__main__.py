@@ -1,0 +1,3 @@
+from scim_reconciler.cli.main import app
+
+app(prog_name="scim-reconciler")

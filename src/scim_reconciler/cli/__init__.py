@@ -1,0 +1,1 @@
+"""The ``scim-reconciler`` command line."""

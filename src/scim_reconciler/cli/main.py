@@ -1,0 +1,575 @@
+"""The ``scim-reconciler`` command: serve, migrate and manage organizations.
+
+Every command that prints data takes ``--json`` and then prints one JSON value
+on standard output; errors go to standard error with exit status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import func, select
+
+from scim_reconciler.clock import utcnow
+from scim_reconciler.db.engine import Database
+from scim_reconciler.db.models import Plan, User
+from scim_reconciler.errors import ReconcilerError
+from scim_reconciler.services import mappings, organizations, tokens
+from scim_reconciler.services.roles_query import effective_roles
+from scim_reconciler.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Keep dashboard users and roles in line with the identity provider.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+org_app = typer.Typer(help="Create and list organizations.", no_args_is_help=True)
+token_app = typer.Typer(
+    help="Generate, list and revoke SCIM tokens.", no_args_is_help=True
+)
+mapping_app = typer.Typer(
+    help="Map IdP groups to dashboard roles.", no_args_is_help=True
+)
+users_app = typer.Typer(help="Look at dashboard users.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+app.add_typer(token_app, name="token")
+app.add_typer(mapping_app, name="mapping")
+app.add_typer(users_app, name="users")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON value.")]
+
+
+class State:
+    config: Path | None = None
+
+
+@app.callback()
+def main(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML settings file; the SCIM_RECONCILER_* environment wins over it.",
+        ),
+    ] = None,
+) -> None:
+    State.config = config
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings(State.config)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+def run(work: Callable[[Database], Awaitable[T]], *, migrate_first: bool = True) -> T:
+    """Run ``work`` against the configured database, migrated to head first."""
+    from scim_reconciler.app import prepare_database
+
+    config = settings()
+
+    async def main() -> T:
+        database = await prepare_database(config, run_migrations=migrate_first)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ReconcilerError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot reach the database at {_safe_url(config)}: {exc}") from None
+
+
+def _safe_url(config: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(config.database_url).render_as_string(hide_password=True)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
+
+
+# serve, migrate, demo
+
+
+@app.command()
+def migrate() -> None:
+    """Upgrade the database schema to the newest revision."""
+
+    async def work(database: Database) -> None:
+        return None
+
+    run(work)
+    out.print("Database is at the newest schema revision.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port; 0 picks a free one.")
+    ] = None,
+) -> None:
+    """Serve SCIM 2.0 and the health endpoints until stopped."""
+    config = settings()
+    _serve(config, host or config.host, config.port if port is None else port)
+
+
+def _serve(config: Settings, host: str, port: int) -> None:
+    import uvicorn
+
+    from scim_reconciler.app import create_app
+
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    uvicorn.run(
+        create_app(config),
+        host=host,
+        port=port,
+        log_level=config.log_level.lower(),
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+DEMO_ORG = "demo"
+
+
+@app.command()
+def demo(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
+) -> None:
+    """Create a demo enterprise organization and a token, print them, and serve."""
+    config = settings()
+
+    async def work(database: Database) -> tuple[str, str]:
+        async with database.write() as session:
+            found = await organizations.list_organizations(session)
+            org = next((item for item in found if item.slug == DEMO_ORG), None)
+            if org is None:
+                org = await organizations.create_organization(
+                    session,
+                    DEMO_ORG,
+                    "Demo Organization",
+                    Plan.enterprise,
+                )
+            new = await tokens.create_token(
+                session,
+                org,
+                name=f"Demo token {utcnow():%Y-%m-%d %H:%M}",
+                expires_in_days=30,
+            )
+            return org.slug, new.secret
+
+    slug, secret = run(work)
+    out.print(f"Organization:  {slug} (enterprise plan)")
+    out.print(f"SCIM base URL: {config.scim_base_url}")
+    out.print(f"SCIM token:    {secret}")
+    out.print("The token is shown only this once; store it in your IdP now.")
+    out.print(
+        f'Try: curl -H "Authorization: Bearer {secret[:10]}..." '
+        f"{config.scim_base_url}/Users"
+    )
+    _serve(config, host or config.host, config.port if port is None else port)
+
+
+# org
+
+
+@org_app.command("create")
+def org_create(
+    slug: Annotated[str, typer.Argument(help="Short unique name, e.g. acme.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    plan: Annotated[
+        str, typer.Option(help="free, starter, professional or enterprise.")
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Create an organization."""
+    try:
+        chosen = organizations.parse_plan(plan)
+    except ReconcilerError as exc:
+        raise fail(str(exc)) from None
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.write() as session:
+            org = await organizations.create_organization(session, slug, name, chosen)
+            return _org_json(org)
+
+    created = run(work)
+    if as_json:
+        print_json(created)
+    else:
+        out.print(
+            f"Created organization {created['slug']} on the {created['plan']} plan."
+        )
+
+
+def _org_json(org: Any) -> dict[str, Any]:
+    return {
+        "slug": org.slug,
+        "name": org.name,
+        "plan": org.plan.value,
+        "scim": org.plan.allows_scim,
+        "created_at": org.created_at,
+    }
+
+
+@org_app.command("list")
+def org_list(as_json: JsonOption = False) -> None:
+    """List organizations."""
+
+    async def work(database: Database) -> list[dict[str, Any]]:
+        async with database.read() as session:
+            return [
+                _org_json(org)
+                for org in await organizations.list_organizations(session)
+            ]
+
+    found = run(work)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("Slug", "Name", "Plan", "SCIM")
+    for org in found:
+        table.add_row(
+            org["slug"], org["name"], org["plan"], "yes" if org["scim"] else "no"
+        )
+    out.print(table)
+
+
+@org_app.command("plan")
+def org_plan(
+    slug: str,
+    plan: Annotated[
+        str, typer.Argument(help="free, starter, professional or enterprise.")
+    ],
+) -> None:
+    """Change an organization's plan."""
+    try:
+        chosen = organizations.parse_plan(plan)
+    except ReconcilerError as exc:
+        raise fail(str(exc)) from None
+
+    async def work(database: Database) -> None:
+        async with database.write() as session:
+            await organizations.change_plan(session, slug, chosen)
+
+    run(work)
+    out.print(f"Organization {slug} is now on the {chosen.value} plan.")
+
+
+# token
+
+
+def _token_json(token: Any) -> dict[str, Any]:
+    return {
+        "id": token.id,
+        "name": token.name,
+        "created_by": token.created_by,
+        "created_at": token.created_at,
+        "expires_at": token.expires_at,
+        "last_used_at": token.last_used_at,
+        "status": tokens.token_status(token, utcnow()).value,
+    }
+
+
+@token_app.command("create")
+def token_create(
+    org: Annotated[str, typer.Argument(help="Organization slug.")],
+    name: Annotated[
+        str, typer.Option(help='Descriptive name, e.g. "Okta Production".')
+    ],
+    expires_in_days: Annotated[int, typer.Option(help="Days until the token expires.")],
+    created_by: Annotated[
+        str,
+        typer.Option(help="userName of the global administrator creating it."),
+    ] = tokens.OPERATOR,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate a SCIM token; its secret is printed once and never stored."""
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.write() as session:
+            organization = await organizations.get_organization(session, org)
+            new = await tokens.create_token(
+                session,
+                organization,
+                name=name,
+                expires_in_days=expires_in_days,
+                created_by=created_by,
+            )
+            return {**_token_json(new.token), "secret": new.secret}
+
+    created = run(work)
+    if as_json:
+        print_json(created)
+        return
+    out.print(
+        f"Token {created['id']} ({created['name']}) expires "
+        f"{_when(created['expires_at'])}."
+    )
+    out.print(f"Secret: {created['secret']}", highlight=False)
+    out.print("Copy the secret now: it is not stored and will not be shown again.")
+
+
+@token_app.command("list")
+def token_list(org: str, as_json: JsonOption = False) -> None:
+    """List an organization's SCIM tokens (never their secrets)."""
+
+    async def work(database: Database) -> list[dict[str, Any]]:
+        async with database.read() as session:
+            organization = await organizations.get_organization(session, org)
+            return [
+                _token_json(t) for t in await tokens.list_tokens(session, organization)
+            ]
+
+    found = run(work)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("Id", "Name", "Creator", "Created", "Expires", "Last used", "Status")
+    for token in found:
+        table.add_row(
+            token["id"],
+            token["name"],
+            token["created_by"],
+            _when(token["created_at"]),
+            _when(token["expires_at"]),
+            _when(token["last_used_at"]),
+            token["status"],
+        )
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(org: str, token_id: str, as_json: JsonOption = False) -> None:
+    """Revoke a token; the next request that uses it gets 401."""
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.write() as session:
+            organization = await organizations.get_organization(session, org)
+            return _token_json(
+                await tokens.revoke_token(session, organization, token_id)
+            )
+
+    revoked = run(work)
+    if as_json:
+        print_json(revoked)
+    else:
+        out.print(f"Token {revoked['id']} ({revoked['name']}) is revoked.")
+
+
+# mapping
+
+
+def _mapping_json(mapping: Any) -> dict[str, Any]:
+    return {
+        "id": mapping.id,
+        "group": mapping.group,
+        "role": mapping.role_slug,
+        "grant": mapping.grant.value,
+        "objects": list(mapping.object_ids),
+    }
+
+
+@mapping_app.command("add")
+def mapping_add(
+    org: str,
+    group: Annotated[
+        str, typer.Option(help="IdP group: its externalId or displayName.")
+    ],
+    role: Annotated[str, typer.Option(help="Role slug, e.g. analytics_admin.")],
+    limited: Annotated[
+        bool, typer.Option("--limited", help="Grant the role only on the --object ids.")
+    ] = False,
+    objects: Annotated[
+        list[str] | None,
+        typer.Option("--object", help="Course, asset or learner group id; repeatable."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Grant a role to the members of an IdP group."""
+    if objects and not limited:
+        raise fail("--object needs --limited: a full grant covers every object")
+
+    async def work(database: Database) -> dict[str, Any]:
+        async with database.write() as session:
+            organization = await organizations.get_organization(session, org)
+            mapping = await mappings.add_mapping(
+                session,
+                organization,
+                group=group,
+                role_slug=role,
+                limited_to=list(objects or []) if limited else None,
+            )
+            return _mapping_json(mapping)
+
+    created = run(work)
+    if as_json:
+        print_json(created)
+    else:
+        out.print(
+            f"Mapping {created['id']}: group {created['group']!r} grants "
+            f"{created['role']} ({created['grant']})."
+        )
+
+
+@mapping_app.command("list")
+def mapping_list(org: str, as_json: JsonOption = False) -> None:
+    """List group-to-role mappings."""
+
+    async def work(database: Database) -> list[dict[str, Any]]:
+        async with database.read() as session:
+            organization = await organizations.get_organization(session, org)
+            return [
+                _mapping_json(m)
+                for m in await mappings.list_mappings(session, organization)
+            ]
+
+    found = run(work)
+    if as_json:
+        print_json(found)
+        return
+    table = Table("Id", "Group", "Role", "Grant", "Objects")
+    for mapping in found:
+        table.add_row(
+            str(mapping["id"]),
+            mapping["group"],
+            mapping["role"],
+            mapping["grant"],
+            ", ".join(mapping["objects"]),
+        )
+    out.print(table)
+
+
+@mapping_app.command("remove")
+def mapping_remove(org: str, mapping_id: int) -> None:
+    """Remove a mapping; its members lose the role it granted."""
+
+    async def work(database: Database) -> None:
+        async with database.write() as session:
+            organization = await organizations.get_organization(session, org)
+            await mappings.remove_mapping(session, organization, mapping_id)
+
+    run(work)
+    out.print(f"Mapping {mapping_id} removed.")
+
+
+# users
+
+
+@users_app.command("list")
+def users_list(
+    org: str,
+    limit: Annotated[int, typer.Option(min=1, help="Most users to print.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """List an organization's dashboard users with their roles."""
+
+    async def work(database: Database) -> tuple[int, list[dict[str, Any]]]:
+        async with database.read() as session:
+            organization = await organizations.get_organization(session, org)
+            base = select(User).where(User.org_id == organization.id)
+            total = await session.scalar(
+                select(func.count()).select_from(base.subquery())
+            )
+            rows = list(
+                (
+                    await session.scalars(
+                        base.order_by(User.user_name_key).limit(limit)
+                    )
+                ).all()
+            )
+            roles = await effective_roles(
+                session, organization.id, [row.id for row in rows]
+            )
+            listed = [
+                {
+                    "id": row.id,
+                    "userName": row.user_name,
+                    "externalId": row.external_id,
+                    "active": row.active,
+                    "deleted": row.deleted,
+                    "managed_by": row.managed_by.value,
+                    "roles": [
+                        {
+                            "role": role.role_slug,
+                            "grant": role.grant.value,
+                            "objects": list(role.object_ids),
+                        }
+                        for role in roles.get(row.id, [])
+                    ],
+                }
+                for row in rows
+            ]
+            return total or 0, listed
+
+    total, listed = run(work)
+    if as_json:
+        print_json(listed)
+        return
+    table = Table(
+        "userName",
+        "externalId",
+        "Status",
+        "Managed by",
+        "Roles",
+        title=f"{total} users",
+    )
+    for user in listed:
+        status = (
+            "deleted" if user["deleted"] else "active" if user["active"] else "inactive"
+        )
+        roles = ", ".join(
+            role["role"]
+            + ("" if role["grant"] == "full" else f" ({len(role['objects'])} objects)")
+            for role in user["roles"]
+        )
+        table.add_row(
+            user["userName"],
+            user["externalId"] or "",
+            status,
+            user["managed_by"],
+            roles,
+        )
+    out.print(table)

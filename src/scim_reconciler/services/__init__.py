@@ -1,0 +1,1 @@
+"""Operations on organizations, tokens, roles and mappings, shared by every adapter."""

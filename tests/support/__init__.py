@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: databases, organizations and server processes."""
