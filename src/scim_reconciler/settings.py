@@ -9,10 +9,11 @@ supplies the same keys in lower case; the environment wins over the file.
 from __future__ import annotations
 
 import os
+from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -84,6 +85,20 @@ class Settings(BaseSettings):
         description="Dashboard role catalog: slug and display name of each role.",
     )
     log_level: str = "INFO"
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key (urlsafe base64 of 32 bytes) that encrypts "
+        "connector secrets stored in the database; `scim-reconciler connector "
+        "new-key` makes one.",
+    )
+    scheduler_enabled: bool = Field(
+        default=True, description="Run scheduled reconciliations in `serve`."
+    )
+    scheduler_refresh_seconds: int = Field(
+        default=60,
+        ge=1,
+        description="How often `serve` looks for organizations added or changed.",
+    )
 
     @field_validator("public_base_url")
     @classmethod
@@ -134,10 +149,15 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
-        config_file = os.environ.get(CONFIG_FILE_ENV)
+        config_file = _config_file.get() or os.environ.get(CONFIG_FILE_ENV)
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, Path(config_file)))
         return tuple(sources)
+
+
+# The file named by --config; a context variable so that tests and embedding
+# callers never leak it into the process environment.
+_config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
 
 
 class SettingsError(Exception):
@@ -148,17 +168,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     """Read the settings, naming every invalid key and how to fix it."""
     from pydantic import ValidationError
 
-    if config_file is not None:
-        if not config_file.is_file():
-            raise SettingsError(
-                f"configuration file {str(config_file)!r} not found: "
-                "check the path given to --config"
-            )
-        os.environ[CONFIG_FILE_ENV] = str(config_file)
-    elif (named := os.environ.get(CONFIG_FILE_ENV)) and not Path(named).is_file():
-        raise SettingsError(
-            f"configuration file {named!r} named by {CONFIG_FILE_ENV} not found"
-        )
     unknown = sorted(
         name
         for name in os.environ
@@ -171,6 +180,18 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise SettingsError(
             f"unknown environment variable {unknown[0]}: check its spelling "
             "against the settings listed in docs/configuration.md"
+        )
+    chosen: Token[Path | None] | None = None
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SettingsError(
+                f"configuration file {str(config_file)!r} not found: "
+                "check the path given to --config"
+            )
+        chosen = _config_file.set(config_file)
+    elif (named := os.environ.get(CONFIG_FILE_ENV)) and not Path(named).is_file():
+        raise SettingsError(
+            f"configuration file {named!r} named by {CONFIG_FILE_ENV} not found"
         )
     try:
         return Settings(**overrides)
@@ -186,3 +207,6 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         raise SettingsError("; ".join(lines)) from None
     except Exception as exc:  # a malformed TOML file
         raise SettingsError(f"configuration file could not be read: {exc}") from None
+    finally:
+        if chosen is not None:
+            _config_file.reset(chosen)

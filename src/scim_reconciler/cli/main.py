@@ -6,29 +6,31 @@ on standard output; errors go to standard error with exit status 1.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import logging
-import sys
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, select
 
+from scim_reconciler.cli.common import (
+    JsonOption,
+    State,
+    fail,
+    out,
+    print_json,
+    run,
+    settings,
+    when,
+)
 from scim_reconciler.clock import utcnow
 from scim_reconciler.db.engine import Database
 from scim_reconciler.db.models import Plan, User
 from scim_reconciler.errors import ReconcilerError
 from scim_reconciler.services import mappings, organizations, tokens
 from scim_reconciler.services.roles_query import effective_roles
-from scim_reconciler.settings import Settings, SettingsError, load_settings
-
-T = TypeVar("T")
+from scim_reconciler.settings import Settings
 
 app = typer.Typer(
     help="Keep dashboard users and roles in line with the identity provider.",
@@ -49,15 +51,6 @@ app.add_typer(token_app, name="token")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(users_app, name="users")
 
-out = Console()
-err = Console(stderr=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON value.")]
-
-
-class State:
-    config: Path | None = None
-
 
 @app.callback()
 def main(
@@ -70,59 +63,6 @@ def main(
     ] = None,
 ) -> None:
     State.config = config
-
-
-def fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(1)
-
-
-def settings() -> Settings:
-    try:
-        return load_settings(State.config)
-    except SettingsError as exc:
-        raise fail(str(exc)) from None
-
-
-def run(work: Callable[[Database], Awaitable[T]], *, migrate_first: bool = True) -> T:
-    """Run ``work`` against the configured database, migrated to head first."""
-    from scim_reconciler.app import prepare_database
-
-    config = settings()
-
-    async def main() -> T:
-        database = await prepare_database(config, run_migrations=migrate_first)
-        try:
-            return await work(database)
-        finally:
-            await database.dispose()
-
-    try:
-        return asyncio.run(main())
-    except ReconcilerError as exc:
-        raise fail(str(exc)) from None
-    except OSError as exc:
-        raise fail(f"cannot reach the database at {_safe_url(config)}: {exc}") from None
-
-
-def _safe_url(config: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(config.database_url).render_as_string(hide_password=True)
-
-
-def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    raise TypeError(f"cannot serialize {type(value).__name__}")
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"
 
 
 # serve, migrate, demo
@@ -346,7 +286,7 @@ def token_create(
         return
     out.print(
         f"Token {created['id']} ({created['name']}) expires "
-        f"{_when(created['expires_at'])}."
+        f"{when(created['expires_at'])}."
     )
     out.print(f"Secret: {created['secret']}", highlight=False)
     out.print("Copy the secret now: it is not stored and will not be shown again.")
@@ -373,9 +313,9 @@ def token_list(org: str, as_json: JsonOption = False) -> None:
             token["id"],
             token["name"],
             token["created_by"],
-            _when(token["created_at"]),
-            _when(token["expires_at"]),
-            _when(token["last_used_at"]),
+            when(token["created_at"]),
+            when(token["expires_at"]),
+            when(token["last_used_at"]),
             token["status"],
         )
     out.print(table)

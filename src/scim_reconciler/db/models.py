@@ -27,6 +27,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from scim_reconciler.services.roles import Grant
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp that is always timezone-aware UTC, also on SQLite."""
@@ -73,11 +75,6 @@ class ManagedBy(enum.StrEnum):
 
     idp = "idp"
     person = "person"
-
-
-class Grant(enum.StrEnum):
-    full = "full"
-    limited = "limited"
 
 
 class Source(enum.StrEnum):
@@ -242,3 +239,87 @@ class AuditEvent(Base):
     run_id: Mapped[str | None] = mapped_column(String(36))
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     summary: Mapped[str | None] = mapped_column(Text)
+
+
+class ConnectorConfig(Base):
+    """How and when to read an organization's IdP, and the limits of its runs."""
+
+    __tablename__ = "connectors"
+
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id"), primary_key=True
+    )
+    kind: Mapped[str] = mapped_column(String(32))
+    # Non-secret settings; a secret appears only as a reference
+    # ({"env": NAME} or {"file": PATH}) or as {"encrypted": TOKEN}.
+    config: Mapped[dict[str, Any]]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    interval_seconds: Mapped[int] = mapped_column(Integer, default=3600)
+    jitter_seconds: Mapped[int] = mapped_column(Integer, default=300)
+    max_deactivations: Mapped[int] = mapped_column(Integer, default=25)
+    max_deactivation_percent: Mapped[float] = mapped_column(default=10.0)
+    last_check_at: Mapped[datetime | None]
+    last_check_problems: Mapped[list[str] | None]
+    updated_at: Mapped[datetime]
+
+
+class RunStatus(enum.StrEnum):
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    held = "held"
+    paused = "paused"
+    interrupted = "interrupted"
+
+
+class RunTrigger(enum.StrEnum):
+    schedule = "schedule"
+    manual = "manual"
+    api = "api"
+
+
+class RunMode(enum.StrEnum):
+    dry_run = "dry_run"
+    apply = "apply"
+
+
+class Run(Base):
+    """One reconciliation of one organization, with its plan and outcome."""
+
+    __tablename__ = "runs"
+    __table_args__ = (Index("ix_runs_org_started", "org_id", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"))
+    trigger: Mapped[RunTrigger] = mapped_column(_enum(RunTrigger))
+    mode: Mapped[RunMode] = mapped_column(_enum(RunMode))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus), index=True)
+    scope: Mapped[dict[str, Any]]
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    counts: Mapped[dict[str, Any]]
+    # Changes applied by this run: each one a push event that went missing.
+    drift: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    summary: Mapped[dict[str, Any]]
+    owner: Mapped[str | None] = mapped_column(String(200))
+
+
+class RunChange(Base):
+    """One change of a run's plan, its reason and what became of it."""
+
+    __tablename__ = "run_changes"
+    __table_args__ = (Index("ix_run_changes_run_status", "run_id", "status"),)
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))
+    user_id: Mapped[str | None] = mapped_column(String(36))
+    user_name: Mapped[str] = mapped_column(String(256))
+    external_id: Mapped[str | None] = mapped_column(String(256))
+    reason: Mapped[str] = mapped_column(Text)
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]]

@@ -8,9 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scim_reconciler.clock import utcnow
-from scim_reconciler.db.models import Grant, Organization, Role, RoleMapping, Source
+from scim_reconciler.db.models import Organization, Role, RoleMapping, Source
 from scim_reconciler.errors import ConflictError, InvalidInputError, NotFoundError
 from scim_reconciler.services import audit
+from scim_reconciler.services.roles import Grant
 from scim_reconciler.text import comparison_key
 
 

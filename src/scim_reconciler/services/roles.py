@@ -6,10 +6,16 @@ object sets of limited grants unite.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from scim_reconciler.db.models import Grant
+
+class Grant(enum.StrEnum):
+    """How much of a role a mapping gives: all of it, or only some objects."""
+
+    full = "full"
+    limited = "limited"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,82 @@
+"""Helpers shared by the command-line modules: settings, database, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from scim_reconciler.db.engine import Database
+from scim_reconciler.errors import ReconcilerError
+from scim_reconciler.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+out = Console()
+err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON value.")]
+
+
+class State:
+    config: Path | None = None
+
+
+def fail(message: str) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(1)
+
+
+def settings() -> Settings:
+    try:
+        return load_settings(State.config)
+    except SettingsError as exc:
+        raise fail(str(exc)) from None
+
+
+def run(work: Callable[[Database], Awaitable[T]], *, migrate_first: bool = True) -> T:
+    """Run ``work`` against the configured database, migrated to head first."""
+    from scim_reconciler.app import prepare_database
+
+    config = settings()
+
+    async def main() -> T:
+        database = await prepare_database(config, run_migrations=migrate_first)
+        try:
+            return await work(database)
+        finally:
+            await database.dispose()
+
+    try:
+        return asyncio.run(main())
+    except ReconcilerError as exc:
+        raise fail(str(exc)) from None
+    except OSError as exc:
+        raise fail(f"cannot reach the database at {_safe_url(config)}: {exc}") from None
+
+
+def _safe_url(config: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(config.database_url).render_as_string(hide_password=True)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "never"

@@ -1,0 +1,76 @@
+"""Settings: environment, TOML file, and errors that name the bad key."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from scim_reconciler.settings import Settings, SettingsError, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_example_config_is_valid() -> None:
+    values = tomllib.loads((REPO / "config" / "example.toml").read_text())
+
+    settings = Settings(**values)
+
+    assert settings.public_base_url == "https://scim.example.com"
+
+
+def test_every_setting_is_documented() -> None:
+    documented = (REPO / "docs" / "configuration.md").read_text()
+
+    missing = [name for name in Settings.model_fields if f"`{name}`" not in documented]
+
+    assert missing == []
+
+
+def test_unknown_environment_variable_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCIM_RECONCILER_DATABSE_URL", "sqlite:///x.db")
+
+    with pytest.raises(SettingsError, match="SCIM_RECONCILER_DATABSE_URL"):
+        load_settings()
+
+
+def test_toml_file_is_read_and_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "settings.toml"
+    config.write_text('public_base_url = "https://from-file.example"\nport = 9000\n')
+    monkeypatch.setenv("SCIM_RECONCILER_PORT", "9100")
+
+    settings = load_settings(config)
+
+    assert settings.public_base_url == "https://from-file.example"
+    assert settings.port == 9100
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="not found"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_invalid_value_names_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCIM_RECONCILER_PORT", "eighty")
+
+    with pytest.raises(SettingsError, match="SCIM_RECONCILER_PORT"):
+        load_settings()
+
+
+def test_libpq_postgres_url_gets_async_driver() -> None:
+    settings = Settings(database_url="postgresql://postgres@127.0.0.1:5432/test")
+
+    assert settings.database_url == "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+
+
+def test_unsupported_database_url_is_rejected() -> None:
+    with pytest.raises(ValueError, match="mysql"):
+        Settings(database_url="mysql://root@localhost/x")
+
+
+def test_role_catalog_must_keep_global_admin() -> None:
+    with pytest.raises(ValueError, match="global_admin"):
+        Settings(roles=[{"slug": "viewer", "name": "Viewer"}])  # type: ignore[list-item]
