@@ -11,8 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from scim_reconciler.app import create_app, prepare_database
+from scim_reconciler.app import create_app
 from scim_reconciler.db.engine import Database
+from scim_reconciler.db.migrate import prepare_database
 from scim_reconciler.db.models import Base, Organization, Plan
 from scim_reconciler.services import organizations, tokens
 from scim_reconciler.settings import Settings

@@ -74,3 +74,40 @@ def test_unsupported_database_url_is_rejected() -> None:
 def test_role_catalog_must_keep_global_admin() -> None:
     with pytest.raises(ValueError, match="global_admin"):
         Settings(roles=[{"slug": "viewer", "name": "Viewer"}])  # type: ignore[list-item]
+
+
+def test_secret_file_supplies_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "scim_reconciler_secret_key").write_text("from-file\n")
+    monkeypatch.setenv("SCIM_RECONCILER_SECRETS_DIR", str(tmp_path))
+
+    settings = load_settings()
+
+    assert settings.secret_key is not None
+    assert settings.secret_key.get_secret_value() == "from-file"
+
+
+def test_environment_wins_over_secret_file_over_toml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets_dir = tmp_path / "secrets"
+    secrets_dir.mkdir()
+    (secrets_dir / "scim_reconciler_port").write_text("9200")
+    (secrets_dir / "scim_reconciler_max_results").write_text("50")
+    config = tmp_path / "settings.toml"
+    config.write_text("port = 9000\nmax_results = 10\nmax_body_bytes = 4096\n")
+    monkeypatch.setenv("SCIM_RECONCILER_SECRETS_DIR", str(secrets_dir))
+    monkeypatch.setenv("SCIM_RECONCILER_PORT", "9100")
+
+    settings = load_settings(config)
+
+    assert settings.port == 9100
+    assert settings.max_results == 50
+    assert settings.max_body_bytes == 4096
+
+
+def test_log_level_is_checked_and_normalized() -> None:
+    assert Settings(log_level="debug").log_level == "DEBUG"
+    with pytest.raises(ValueError, match="use one of DEBUG"):
+        Settings(log_level="loud")

@@ -1,18 +1,23 @@
-"""The ASGI application: SCIM under /scim/v2 and the health endpoints."""
+"""The ASGI application: SCIM under /scim/v2, health checks and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+import os
+import socket
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from starlette.responses import JSONResponse, Response
+from fastapi import FastAPI
 
 from scim_reconciler import __version__
-from scim_reconciler.db.engine import Database, open_database
-from scim_reconciler.db.migrate import is_at_head, migrate, sync_role_catalog
+from scim_reconciler.db.engine import Database
+from scim_reconciler.db.migrate import prepare_database
+from scim_reconciler.health import router as health_router
+from scim_reconciler.lifecycle import DrainingScheduler, Shutdown
+from scim_reconciler.observability.requests import RequestObservabilityMiddleware
+from scim_reconciler.reconcile.runs import Reconciler
 from scim_reconciler.scim.errors import install_handlers
 from scim_reconciler.scim.routes import router as scim_router
 from scim_reconciler.settings import Settings
@@ -20,29 +25,68 @@ from scim_reconciler.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-async def prepare_database(settings: Settings, *, run_migrations: bool) -> Database:
-    database = open_database(
-        settings.database_url, pool_size=settings.database_pool_size
+def process_owner() -> str:
+    """Name this process in run records: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def start_scheduler(
+    settings: Settings, database: Database, shutdown: Shutdown
+) -> DrainingScheduler:
+    secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
+    reconciler = Reconciler(
+        database,
+        secret_key,
+        owner=process_owner(),
+        should_stop=shutdown.is_requested,
     )
-    if run_migrations:
-        await migrate(database)
-    await sync_role_catalog(database, settings.roles)
-    return database
+    recovered = await reconciler.recover()
+    if recovered:
+        logger.warning("Marked %d runs interrupted by an earlier stop", recovered)
+    scheduler = DrainingScheduler(
+        database, reconciler, settings.scheduler_refresh_seconds
+    )
+    await scheduler.start()
+    return scheduler
 
 
-def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
-    """Build the application; without ``database`` it opens one at startup."""
+def create_app(
+    settings: Settings,
+    database: Database | None = None,
+    *,
+    shutdown: Shutdown | None = None,
+) -> FastAPI:
+    """Build the application; without ``database`` it opens one at startup.
+
+    ``shutdown`` is the stop request that the server sets on SIGTERM; without
+    one, the application makes its own, requested when the lifespan ends.
+    """
+    stop = shutdown or Shutdown(settings.shutdown_grace_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop.attach(asyncio.get_running_loop())
         owned = database is None
         app.state.database = database or await prepare_database(
             settings, run_migrations=settings.migrate_on_start
         )
-        logger.info("Service started; SCIM base URL %s", settings.scim_base_url)
+        scheduler = None
+        if settings.scheduler_enabled:
+            scheduler = await start_scheduler(settings, app.state.database, stop)
+            stop.on_request(scheduler.stop_scheduling)
+        app.state.scheduler = scheduler
+        logger.info(
+            "Service started (version %s); SCIM base URL %s",
+            __version__,
+            settings.scim_base_url,
+        )
         try:
             yield
         finally:
+            stop.request()
+            logger.info("Service stopping")
+            if scheduler is not None:
+                await scheduler.drain(stop.remaining_seconds())
             if owned:
                 await app.state.database.dispose()
             logger.info("Service stopped")
@@ -55,36 +99,11 @@ def create_app(settings: Settings, database: Database | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.shutdown = stop
     if database is not None:
         app.state.database = database
     install_handlers(app)
     app.include_router(scim_router)
-
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        supplied = request.headers.get("x-request-id", "")
-        # A client-supplied id is kept only if it is short and printable.
-        valid = 0 < len(supplied) <= 64 and supplied.isprintable()
-        request.state.request_id = supplied if valid else uuid.uuid4().hex
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        return response
-
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> JSONResponse:
-        return JSONResponse({"status": "ok"})
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz(request: Request) -> JSONResponse:
-        try:
-            at_head = await is_at_head(request.app.state.database)
-        except Exception as exc:  # any database failure means not ready
-            logger.warning("Readiness check failed: %s", type(exc).__name__)
-            return JSONResponse({"status": "database unreachable"}, status_code=503)
-        if not at_head:
-            return JSONResponse({"status": "migrations pending"}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
+    app.include_router(health_router)
+    app.add_middleware(RequestObservabilityMiddleware)
     return app

@@ -1,9 +1,12 @@
-"""Service settings, read from the environment and an optional TOML file.
+"""Service settings, read from the environment, secret files and a TOML file.
 
 Every setting has an environment variable named ``SCIM_RECONCILER_`` plus the
-setting in capitals, for example ``SCIM_RECONCILER_DATABASE_URL``. A TOML file
-named by ``SCIM_RECONCILER_CONFIG_FILE`` (or ``--config`` on the command line)
-supplies the same keys in lower case; the environment wins over the file.
+setting in capitals, for example ``SCIM_RECONCILER_DATABASE_URL``. A file in the
+secrets directory named the same way in lower case supplies a setting too, for
+example ``/run/secrets/scim_reconciler_secret_key``. So does a TOML file named
+by ``SCIM_RECONCILER_CONFIG_FILE`` (or ``--config`` on the command line), with
+the keys in lower case. The environment wins over a secret file, and a secret
+file wins over the TOML file.
 """
 
 from __future__ import annotations
@@ -11,18 +14,25 @@ from __future__ import annotations
 import os
 from contextvars import ContextVar, Token
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
+    SecretsSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
 
 ENV_PREFIX = "SCIM_RECONCILER_"
 CONFIG_FILE_ENV = f"{ENV_PREFIX}CONFIG_FILE"
+SECRETS_DIR_ENV = f"{ENV_PREFIX}SECRETS_DIR"
+# Docker and Docker Compose mount secrets here; read only when it exists.
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+# Variables that locate the settings rather than being settings themselves.
+LOCATION_ENVS = frozenset({CONFIG_FILE_ENV, SECRETS_DIR_ENV})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Variables under this prefix configure the test suite, not the service.
 TEST_ENV_PREFIX = f"{ENV_PREFIX}TEST_"
 DEFAULT_DATABASE_PATH = Path("scim-reconciler.db")
@@ -70,21 +80,39 @@ class Settings(BaseSettings):
         description="Address clients use to reach the service; meta.location and "
         "the SCIM base URL are built from it, never from the Host header.",
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=0, le=65535)
-    migrate_on_start: bool = True
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address `serve` listens on; 0.0.0.0 in a container.",
+    )
+    port: int = Field(
+        default=8000, ge=0, le=65535, description="TCP port `serve` listens on."
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        description="Upgrade the schema when `serve` starts; false when "
+        "`scim-reconciler migrate` runs as a separate step.",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest SCIM request body, in bytes."
     )
     max_results: int = Field(
         default=1000, ge=1, description="Largest page a SCIM list returns."
     )
-    database_pool_size: int = Field(default=10, ge=1)
+    database_pool_size: int = Field(
+        default=10, ge=1, description="PostgreSQL connections per process."
+    )
     roles: list[RoleDefinition] = Field(
         default_factory=lambda: list(DEFAULT_ROLE_CATALOG),
         description="Dashboard role catalog: slug and display name of each role.",
     )
-    log_level: str = "INFO"
+    log_level: str = Field(
+        default="INFO", description="One of DEBUG, INFO, WARNING, ERROR, CRITICAL."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        default="auto",
+        description="json (one JSON object a line), console (readable), or auto: "
+        "console when standard error is a terminal, json otherwise.",
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description="Fernet key (urlsafe base64 of 32 bytes) that encrypts "
@@ -99,6 +127,16 @@ class Settings(BaseSettings):
         ge=1,
         description="How often `serve` looks for organizations added or changed.",
     )
+    shutdown_grace_seconds: int = Field(
+        default=20,
+        ge=1,
+        le=3600,
+        description="Seconds `serve` takes at most, after SIGTERM, to finish "
+        "requests and the current batch of a running apply before it exits.",
+    )
+    metrics_enabled: bool = Field(
+        default=True, description="Serve Prometheus metrics at /metrics."
+    )
 
     @field_validator("public_base_url")
     @classmethod
@@ -108,6 +146,17 @@ class Settings(BaseSettings):
                 f"public_base_url {value!r} must start with http:// or https://"
             )
         return value.rstrip("/")
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in LOG_LEVELS:
+            choices = ", ".join(LOG_LEVELS)
+            raise ValueError(
+                f"log_level {value!r} is not a level: use one of {choices}"
+            )
+        return level
 
     @field_validator("database_url")
     @classmethod
@@ -149,10 +198,25 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        secrets_dir = secrets_directory()
+        if secrets_dir is not None:
+            sources.append(SecretsSettingsSource(settings_cls, secrets_dir=secrets_dir))
         config_file = _config_file.get() or os.environ.get(CONFIG_FILE_ENV)
         if config_file:
             sources.append(TomlConfigSettingsSource(settings_cls, Path(config_file)))
         return tuple(sources)
+
+
+def secrets_directory() -> Path | None:
+    """Return the secrets directory to read, or None when there is none.
+
+    ``SCIM_RECONCILER_SECRETS_DIR`` names one; otherwise /run/secrets is read
+    when it exists.
+    """
+    named = os.environ.get(SECRETS_DIR_ENV)
+    if named:
+        return Path(named)
+    return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
 
 
 # The file named by --config; a context variable so that tests and embedding
@@ -161,26 +225,57 @@ _config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
 
 
 class SettingsError(Exception):
-    """Raised when the settings cannot be read; the message names each bad key."""
+    """Raised when the settings cannot be read; the message names each bad key.
+
+    ``problems`` lists each problem as one sentence; the message joins them.
+    """
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _location_problems() -> list[str]:
+    """Check the variables and files that locate the settings, before reading."""
+    problems = [
+        f"unknown environment variable {name}: check its spelling against the "
+        "settings listed in docs/configuration.md"
+        for name in sorted(os.environ)
+        if name.startswith(ENV_PREFIX)
+        and name.removeprefix(ENV_PREFIX).lower() not in Settings.model_fields
+        and name not in LOCATION_ENVS
+        and not name.startswith(TEST_ENV_PREFIX)
+    ]
+    named = os.environ.get(SECRETS_DIR_ENV)
+    if named and not Path(named).is_dir():
+        problems.append(
+            f"secrets directory {named!r} named by {SECRETS_DIR_ENV} not found: "
+            "mount it or unset the variable"
+        )
+        return problems
+    secrets_dir = secrets_directory()
+    if secrets_dir is None:
+        return problems
+    prefix = ENV_PREFIX.lower()
+    for path in sorted(secrets_dir.iterdir()):
+        name = path.name.lower()
+        if name.startswith(prefix) and name.removeprefix(prefix) not in (
+            Settings.model_fields
+        ):
+            problems.append(
+                f"unknown secret file {path}: name it {prefix}<setting> after a "
+                "setting listed in docs/configuration.md"
+            )
+    return problems
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Read the settings, naming every invalid key and how to fix it."""
     from pydantic import ValidationError
 
-    unknown = sorted(
-        name
-        for name in os.environ
-        if name.startswith(ENV_PREFIX)
-        and name.removeprefix(ENV_PREFIX).lower() not in Settings.model_fields
-        and name != CONFIG_FILE_ENV
-        and not name.startswith(TEST_ENV_PREFIX)
-    )
-    if unknown:
-        raise SettingsError(
-            f"unknown environment variable {unknown[0]}: check its spelling "
-            "against the settings listed in docs/configuration.md"
-        )
+    problems = _location_problems()
+    if problems:
+        raise SettingsError(*problems)
     chosen: Token[Path | None] | None = None
     if config_file is not None:
         if not config_file.is_file():
@@ -196,17 +291,29 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            key = ".".join(str(part) for part in error["loc"])
-            env_name = f"{ENV_PREFIX}{str(error['loc'][0]).upper()}"
-            if error["type"] == "extra_forbidden":
-                lines.append(f"unknown setting {key!r}: remove it or fix its spelling")
-            else:
-                lines.append(f"invalid setting {key} ({env_name}): {error['msg']}")
-        raise SettingsError("; ".join(lines)) from None
+        raise SettingsError(*_describe_errors(exc)) from None
     except Exception as exc:  # a malformed TOML file
         raise SettingsError(f"configuration file could not be read: {exc}") from None
     finally:
         if chosen is not None:
             _config_file.reset(chosen)
+
+
+def _describe_errors(exc: Any) -> list[str]:
+    """Turn a pydantic ValidationError into one sentence per invalid setting."""
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        name = str(error["loc"][0]) if error["loc"] else ""
+        env_name = f"{ENV_PREFIX}{name.upper()}"
+        if error["type"] == "extra_forbidden":
+            lines.append(f"unknown setting {key!r}: remove it or fix its spelling")
+            continue
+        line = f"invalid setting {key} ({env_name}): {error['msg']}"
+        field = Settings.model_fields.get(name)
+        # The project's own validators already name the fix. Pydantic's type
+        # errors do not, so they get the setting's description.
+        if error["type"] != "value_error" and field and field.description:
+            line += f"; expected: {field.description}"
+        lines.append(line)
+    return lines

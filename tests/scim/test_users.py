@@ -98,3 +98,23 @@ async def test_stale_if_match_is_412(client: httpx.AsyncClient) -> None:
     )
 
     assert response.status_code == 412
+
+
+async def test_email_on_local_domain_is_accepted(client: httpx.AsyncClient) -> None:
+    """Entra ID syncs on-premises AD addresses such as user@corp.local as they are."""
+    created = await create(
+        client, "ada@corp.local", emails=[{"value": "ada@corp.local", "primary": True}]
+    )
+
+    assert created["emails"][0]["value"] == "ada@corp.local"
+
+
+async def test_email_without_at_sign_is_invalid_value(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/Users", json=user_body("ada", emails=[{"value": "emailName357"}])
+    )
+
+    assert response.status_code == 400
+    assert response.json()["scimType"] == "invalidValue"

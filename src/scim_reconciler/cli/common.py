@@ -43,7 +43,7 @@ def settings() -> Settings:
 
 def run(work: Callable[[Database], Awaitable[T]], *, migrate_first: bool = True) -> T:
     """Run ``work`` against the configured database, migrated to head first."""
-    from scim_reconciler.app import prepare_database
+    from scim_reconciler.db.migrate import prepare_database
 
     config = settings()
 

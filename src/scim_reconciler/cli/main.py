@@ -6,7 +6,6 @@ on standard output; errors go to standard error with exit status 1.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,9 +23,10 @@ from scim_reconciler.cli.common import (
     settings,
     when,
 )
+from scim_reconciler.cli.config import config_app
 from scim_reconciler.clock import utcnow
 from scim_reconciler.db.engine import Database
-from scim_reconciler.db.models import Plan, User
+from scim_reconciler.db.models import User
 from scim_reconciler.errors import ReconcilerError
 from scim_reconciler.services import mappings, organizations, tokens
 from scim_reconciler.services.roles_query import effective_roles
@@ -50,6 +50,7 @@ app.add_typer(org_app, name="org")
 app.add_typer(token_app, name="token")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(users_app, name="users")
+app.add_typer(config_app, name="config")
 
 
 @app.callback()
@@ -88,68 +89,13 @@ def serve(
 ) -> None:
     """Serve SCIM 2.0 and the health endpoints until stopped."""
     config = settings()
-    _serve(config, host or config.host, config.port if port is None else port)
+    serve_app(config, host or config.host, config.port if port is None else port)
 
 
-def _serve(config: Settings, host: str, port: int) -> None:
-    import uvicorn
+def serve_app(config: Settings, host: str, port: int) -> None:
+    from scim_reconciler.server import run_server
 
-    from scim_reconciler.app import create_app
-
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level=config.log_level.lower(),
-        server_header=False,
-        proxy_headers=False,
-    )
-
-
-DEMO_ORG = "demo"
-
-
-@app.command()
-def demo(
-    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port.")] = None,
-) -> None:
-    """Create a demo enterprise organization and a token, print them, and serve."""
-    config = settings()
-
-    async def work(database: Database) -> tuple[str, str]:
-        async with database.write() as session:
-            found = await organizations.list_organizations(session)
-            org = next((item for item in found if item.slug == DEMO_ORG), None)
-            if org is None:
-                org = await organizations.create_organization(
-                    session,
-                    DEMO_ORG,
-                    "Demo Organization",
-                    Plan.enterprise,
-                )
-            new = await tokens.create_token(
-                session,
-                org,
-                name=f"Demo token {utcnow():%Y-%m-%d %H:%M}",
-                expires_in_days=30,
-            )
-            return org.slug, new.secret
-
-    slug, secret = run(work)
-    out.print(f"Organization:  {slug} (enterprise plan)")
-    out.print(f"SCIM base URL: {config.scim_base_url}")
-    out.print(f"SCIM token:    {secret}")
-    out.print("The token is shown only this once; store it in your IdP now.")
-    out.print(
-        f'Try: curl -H "Authorization: Bearer {secret[:10]}..." '
-        f"{config.scim_base_url}/Users"
-    )
-    _serve(config, host or config.host, config.port if port is None else port)
+    run_server(config, host, port)
 
 
 # org
@@ -441,7 +387,9 @@ def mapping_remove(org: str, mapping_id: int) -> None:
 @users_app.command("list")
 def users_list(
     org: str,
-    limit: Annotated[int, typer.Option(min=1, help="Most users to print.")] = 100,
+    limit: Annotated[
+        int, typer.Option(min=1, help="Maximum number of users to print.")
+    ] = 100,
     as_json: JsonOption = False,
 ) -> None:
     """List an organization's dashboard users with their roles."""
@@ -513,3 +461,22 @@ def users_list(
             roles,
         )
     out.print(table)
+
+
+def _register_reconcile_commands() -> None:
+    from scim_reconciler.cli import reconcile as commands
+
+    app.add_typer(commands.connector_app, name="connector")
+    app.add_typer(commands.runs_app, name="runs")
+    app.command("reconcile")(commands.reconcile)
+
+    from scim_reconciler.cli.demo import demo
+
+    app.command("demo")(demo)
+
+    from scim_reconciler.cli.simulate import simulate
+
+    app.command("simulate")(simulate)
+
+
+_register_reconcile_commands()

@@ -10,15 +10,19 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 
-from scim_reconciler.db.engine import Database
+from scim_reconciler.db.engine import Database, open_database
 from scim_reconciler.db.models import Role, RoleMapping
-from scim_reconciler.settings import RoleDefinition
+from scim_reconciler.settings import RoleDefinition, Settings
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# The namespace of the run locks (ASCII "scim"). Run locks use organization
+# ids as second key, which are positive, so -1 cannot clash with them.
+MIGRATION_LOCK_NAMESPACE = 0x7363696D
+MIGRATION_LOCK_KEY = -1
 
 
 def alembic_config() -> Config:
@@ -42,13 +46,35 @@ def head_revision() -> str | None:
 
 
 async def migrate(database: Database) -> None:
-    """Upgrade the schema to the newest revision; a no-op when already there."""
+    """Upgrade the schema to the newest revision; a no-op when already there.
+
+    On PostgreSQL, replicas that start at once take turns: each holds an
+    advisory lock for its whole migration transaction, and the later ones
+    find the schema at the newest revision. On SQLite the write transaction
+    (BEGIN IMMEDIATE) does the same.
+    """
     async with database.write_engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                text("SELECT pg_advisory_xact_lock(:namespace, :key)"),
+                {"namespace": MIGRATION_LOCK_NAMESPACE, "key": MIGRATION_LOCK_KEY},
+            )
         before = await connection.run_sync(_current_revision)
         await connection.run_sync(_upgrade)
         after = await connection.run_sync(_current_revision)
     if before != after:
         logger.info("Database migrated from %s to %s", before or "empty", after)
+
+
+async def prepare_database(settings: Settings, *, run_migrations: bool) -> Database:
+    """Open the configured database, migrate it if asked, and sync the roles."""
+    database = open_database(
+        settings.database_url, pool_size=settings.database_pool_size
+    )
+    if run_migrations:
+        await migrate(database)
+    await sync_role_catalog(database, settings.roles)
+    return database
 
 
 async def is_at_head(database: Database) -> bool:

@@ -49,7 +49,7 @@ def user_document(
     groups: Sequence[tuple[str, str]],
     roles: Sequence[EffectiveRole],
 ) -> dict[str, Any]:
-    """Return the full SCIM User; ``groups`` holds (group id, displayName) pairs."""
+    """Return the full SCIM User; ``groups`` contains (group id, displayName) pairs."""
     document: dict[str, Any] = {"schemas": row.attributes.get("schemas"), "id": row.id}
     document.update(
         (key, value) for key, value in row.attributes.items() if key != "schemas"
@@ -80,7 +80,7 @@ def group_document(
     groups_url: str,
     members: Sequence[tuple[str, str | None]] | None,
 ) -> dict[str, Any]:
-    """Return the full SCIM Group; ``members`` holds (user id, display) pairs.
+    """Return the full SCIM Group; ``members`` contains (user id, display) pairs.
 
     ``members`` is None when the client excluded them, so they were not read.
     """

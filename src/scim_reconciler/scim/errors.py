@@ -54,18 +54,23 @@ def error_response(
     )
 
 
-def validation_error(exc: ValidationError) -> SCIMException:
-    """Turn a model validation failure into the SCIM exception it stands for."""
+def _validation_detail(exc: ValidationError) -> str:
     errors = exc.errors()
-    first = Error.from_validation_error(errors[0])
     location = ".".join(
         str(part) for part in errors[0].get("loc", ()) if part != "body"
     )
-    detail = errors[0].get("msg", "invalid value")
+    detail = str(errors[0].get("msg", "invalid value"))
     if location:
         detail = f"{location}: {detail}"
     if len(errors) > 1:
         detail += f" (and {len(errors) - 1} more problems)"
+    return detail
+
+
+def validation_error(exc: ValidationError) -> SCIMException:
+    """Turn a model validation failure into the SCIM exception it stands for."""
+    first = Error.from_validation_error(exc.errors()[0])
+    detail = _validation_detail(exc)
     scim_type = first.scim_type or "invalidValue"
     if scim_type == "invalidSyntax":
         return InvalidSyntaxException(detail=detail)
@@ -85,7 +90,12 @@ def install_handlers(app: FastAPI) -> None:
         headers = (
             {"WWW-Authenticate": 'Bearer realm="scim"'} if exc.status == 401 else None
         )
-        return error_response(exc.status, exc.detail, exc.scim_type or None, headers)
+        detail = exc.detail
+        if isinstance(exc.__cause__, ValidationError):
+            # scim2-models raises these while applying a PATCH, with pydantic's
+            # multi-line report (and a link to its docs) as the detail.
+            detail = _validation_detail(exc.__cause__)
+        return error_response(exc.status, detail, exc.scim_type or None, headers)
 
     @app.exception_handler(InvalidInputError)
     async def _invalid(request: Request, exc: InvalidInputError) -> Response:

@@ -32,6 +32,7 @@ from sqlalchemy import ColumnElement, and_, exists, not_, or_, select, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from scim_reconciler.db.models import Group, GroupMember, User, UserEmail
+from scim_reconciler.scim.limits import is_storable
 from scim_reconciler.scim.schemas import GroupResource, UserResource
 from scim_reconciler.text import comparison_key
 
@@ -273,6 +274,11 @@ def _compare(
     if spec.kind in (Kind.folded, Kind.exact):
         if not isinstance(value, str):
             raise InvalidFilterException(detail=f"{path} takes a string, got {value!r}")
+        if not is_storable(value):
+            raise InvalidFilterException(
+                detail=f"the value compared with {path} contains a NUL character "
+                "(U+0000); remove it"
+            )
         if spec.kind is Kind.folded:
             value = comparison_key(value)
 
@@ -308,6 +314,13 @@ def _parse(text: str, model: type[Any]) -> ScimFilter[Any]:
         )
     try:
         return ScimFilter[model](text)  # type: ignore[valid-type]
+    except InvalidFilterException as exc:
+        # scim2-models reports only the column, so name the filter and the usual
+        # cause (RFC 7644 §3.4.2.2 compValue: false, null, true, number, string).
+        raise InvalidFilterException(
+            detail=f"invalid filter {text!r}: {exc.detail}; values other than "
+            "true, false, null and numbers must be in double quotes"
+        ) from None
     except SCIMException:
         raise
     except (ValueError, TypeError) as exc:

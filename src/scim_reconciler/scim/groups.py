@@ -35,7 +35,12 @@ from scim_reconciler.scim.context import ScimContext
 from scim_reconciler.scim.documents import Projection
 from scim_reconciler.scim.errors import validation_error
 from scim_reconciler.scim.filters import group_filter
-from scim_reconciler.scim.paging import Page, sort_column
+from scim_reconciler.scim.limits import (
+    check_required_text,
+    check_text,
+    is_storable,
+)
+from scim_reconciler.scim.paging import Page, sort_column, sort_terms
 from scim_reconciler.scim.schemas import GROUP_COMPUTED, TOLERANT_POLICY, GroupResource
 from scim_reconciler.scim.users import check_version
 from scim_reconciler.services import audit
@@ -71,6 +76,7 @@ def _members(resource: Any) -> dict[str, str | None]:
             raise InvalidValueException(
                 detail="every member needs a value: the User's id"
             )
+        check_text("members.display", member.display)
         if value not in members or member.display:
             members[value] = member.display
     return members
@@ -82,8 +88,9 @@ async def _check_members(
     """Reject member ids that are not visible Users of the organization."""
     wanted = list(ids)
     found: set[str] = set()
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
+    queried = [item for item in wanted if is_storable(item)]
+    for start in range(0, len(queried), _CHUNK):
+        chunk = queried[start : start + _CHUNK]
         query = select(User.id).where(
             User.org_id == ctx.org.id,
             User.id.in_(chunk),
@@ -186,6 +193,8 @@ async def _check_unique(
 
 
 def _apply(group: Group, resource: Any) -> None:
+    check_required_text("displayName", resource.display_name)
+    check_text("externalId", resource.external_id)
     group.display_name = resource.display_name
     group.display_name_key = comparison_key(resource.display_name)
     group.external_id = resource.external_id or None
@@ -232,6 +241,8 @@ def visible_groups(ctx: ScimContext) -> Select[Group]:
 async def _load(
     session: AsyncSession, ctx: ScimContext, group_id: str, lock: bool
 ) -> Group:
+    if not is_storable(group_id):
+        raise NotFoundException(detail=f"Group {group_id!r} not found")
     query = visible_groups(ctx).where(Group.id == group_id)
     if lock:
         query = query.with_for_update()
@@ -320,8 +331,8 @@ async def list_groups(
         total = await session.scalar(select(func.count()).select_from(query.subquery()))
         if page.count == 0:
             return total or 0, []
-        order_by = [order.desc() if descending else order] if order is not None else []
-        order_by.append(Group.id)
+        order_by = sort_terms(order, descending)
+        order_by.append(Group.id.asc())
         rows = list(
             (
                 await session.scalars(

@@ -6,9 +6,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from scim2_models import InvalidValueException
+from sqlalchemy import ColumnElement
 from sqlalchemy.orm import InstrumentedAttribute
 
 from scim_reconciler.db.models import Group, User
+
+# A larger startIndex is clamped to this value. Every page from here on is past
+# the end, and the SQL OFFSET stays within the 64-bit integers that SQLite and
+# PostgreSQL accept.
+MAX_START_INDEX = 2**31
 
 
 @dataclass(frozen=True)
@@ -32,7 +38,7 @@ def parse_page(start_index: str | None, count: str | None, max_results: int) -> 
     """Read startIndex and count as RFC 7644 says: below 1 is 1, negative is 0."""
     start = _integer("startIndex", start_index)
     size = _integer("count", count)
-    start = 1 if start is None or start < 1 else start
+    start = 1 if start is None or start < 1 else min(start, MAX_START_INDEX)
     size = max_results if size is None else max(0, min(size, max_results))
     return Page(start, size)
 
@@ -77,6 +83,22 @@ def sort_column(
             f"sortable attributes are {choices}"
         )
     return column
+
+
+def sort_terms(
+    column: InstrumentedAttribute[Any] | None, descending: bool
+) -> list[ColumnElement[Any]]:
+    """Return the ORDER BY terms for sortBy and sortOrder.
+
+    RFC 7644 §3.4.2.3 puts resources without a value last when ascending and
+    first when descending. PostgreSQL does so by default, but SQLite sorts NULL
+    as the smallest value, so the NULLS placement is explicit.
+    """
+    if column is None:
+        return []
+    if descending:
+        return [column.desc().nulls_first()]
+    return [column.asc().nulls_last()]
 
 
 def parse_sort_order(raw: str | None) -> bool:

@@ -264,8 +264,8 @@ async def search_all(request: Request, ctx: Context) -> Response:
     """Search Users and Groups at once (RFC 7644 §3.4.3), Users listed first.
 
     A filter on an attribute that one resource type cannot be filtered on
-    matches none of that type, as RFC 7644 §3.4.2.1 asks for attributes a type
-    does not define.
+    matches none of that type, as RFC 7644 §3.4.2.1 requires for attributes a
+    type does not define.
     """
     parameters = _search_parameters(await read_body(request))
     settings = _settings(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import email_validator
 from scim2_models import (
     AuthenticationScheme,
     Bulk,
@@ -21,6 +22,13 @@ from scim2_models import (
     Sort,
     User,
 )
+
+# On-premises Active Directory forests often use a ".local" domain, and Entra ID
+# syncs those addresses as they are. email-validator rejects special-use domains
+# by default; its documented list is trimmed so such users can be provisioned.
+email_validator.SPECIAL_USE_DOMAIN_NAMES[:] = [
+    name for name in email_validator.SPECIAL_USE_DOMAIN_NAMES if name != "local"
+]
 
 UserResource = User[EnterpriseUser]
 GroupResource = Group
@@ -120,16 +128,24 @@ def schemas(base_url: str) -> list[dict[str, Any]]:
     Roles are derived from group membership and groups from the Group resources,
     so both are read-only. A user is always active or not, so ``active`` is
     always present (a create without it makes an active user). Passwords are
-    accepted and dropped, never stored.
+    accepted and dropped, never stored. A group's displayName is unique in the
+    organization, and its members are Users only (nested groups are rejected).
     """
     user = User.to_schema().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
     _mark_read_only(_attribute(user, "roles"))
     _mark_read_only(_attribute(user, "groups"))
     _attribute(user, "active")["required"] = True
     group = Group.to_schema().model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    _attribute(group, "displayName")["uniqueness"] = "server"
+    members = {"attributes": _attribute(group, "members")["subAttributes"]}
+    _attribute(members, "$ref")["referenceTypes"] = ["User"]
+    _attribute(members, "type")["canonicalValues"] = ["User"]
     enterprise = EnterpriseUser.to_schema().model_dump(
         scim_ctx=Context.RESOURCE_QUERY_RESPONSE
     )
+    # RFC 7643 §8.7.1 gives these descriptions, where scim2-models repeats the name.
+    user["description"] = "User Account"
+    enterprise["description"] = "Enterprise User"
     documents = []
     for document in (user, enterprise, group):
         document["meta"] = {

@@ -10,6 +10,11 @@ RFC-perfect; each rule below accepts one shape they are known to send:
   Microsoft one, Okta sends custom extensions): dropped with their attributes;
 - a resource or PatchOp without ``schemas``.
 
+One more rule is defensive, because no IdP is known to need it: a path-less
+PATCH value with value-filtered keys such as ``emails[type eq "work"].value``
+is split into operations of their own, since scim2-models would drop those keys
+without an error.
+
 Anything else that is wrong is left for the models to reject.
 """
 
@@ -170,4 +175,25 @@ def normalize_patch(body: Any, users_url: str) -> dict[str, Any]:
             operation["value"] = _normalize_patch_value(
                 operation.get("path"), operation["value"], users_url
             )
+    patch["Operations"] = [
+        split for operation in operations for split in _split_filtered_keys(operation)
+    ]
     return patch
+
+
+def _split_filtered_keys(operation: dict[str, Any]) -> list[dict[str, Any]]:
+    """Move each value-filtered key of a path-less value to an operation of its own.
+
+    scim2-models reads the keys of a path-less value as attribute names and
+    ignores a key with a filter, so the requested change would be lost.
+    """
+    value = operation.get("value")
+    if operation.get("path") is not None or not isinstance(value, dict):
+        return [operation]
+    filtered = [key for key in value if "[" in key]
+    if not filtered:
+        return [operation]
+    rest = {key: item for key, item in value.items() if key not in filtered}
+    split = [{**operation, "value": rest}] if rest else []
+    split.extend({**operation, "path": key, "value": value[key]} for key in filtered)
+    return split

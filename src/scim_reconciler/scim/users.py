@@ -1,7 +1,7 @@
 """SCIM Users: create, read, list, replace, patch and delete, scoped to one org.
 
 Only IdP-managed users are visible over SCIM. A deleted user is hidden but kept
-inactive; a later create with its externalId or userName brings back the same
+inactive. A later create with its externalId or userName brings back the same
 account (same id) rather than making a second one.
 """
 
@@ -38,7 +38,13 @@ from scim_reconciler.scim.context import ScimContext
 from scim_reconciler.scim.documents import Projection
 from scim_reconciler.scim.errors import validation_error
 from scim_reconciler.scim.filters import user_filter
-from scim_reconciler.scim.paging import Page, sort_column
+from scim_reconciler.scim.limits import (
+    MAX_EMAIL_TYPE_LENGTH,
+    check_required_text,
+    check_text,
+    is_storable,
+)
+from scim_reconciler.scim.paging import Page, sort_column, sort_terms
 from scim_reconciler.scim.schemas import TOLERANT_POLICY, USER_COMPUTED, UserResource
 from scim_reconciler.services import audit
 from scim_reconciler.services.roles_query import effective_roles
@@ -67,10 +73,17 @@ def _extract(resource: Any) -> UserFields:
     emails = []
     for email in resource.emails or []:
         if email.value:
+            check_text("emails.value", str(email.value))
+            check_text("emails.type", email.type, MAX_EMAIL_TYPE_LENGTH)
             emails.append(
                 (comparison_key(str(email.value)), email.type, bool(email.primary))
             )
     name = resource.name
+    check_required_text("userName", resource.user_name)
+    check_text("externalId", resource.external_id)
+    check_text("displayName", resource.display_name)
+    check_text("name.givenName", name.given_name if name else None)
+    check_text("name.familyName", name.family_name if name else None)
     return UserFields(
         user_name=resource.user_name,
         external_id=resource.external_id or None,
@@ -243,6 +256,12 @@ def _check_return(row: User, fields: UserFields) -> None:
             "hand; an administrator must adopt that user before the IdP can manage it"
         )
     if not row.deleted and row.active:
+        if fields.external_id and row.external_id == fields.external_id:
+            # The match was by externalId, and the userName may well be free.
+            raise _uniqueness(
+                f"externalId {fields.external_id!r} already belongs to the active "
+                f"User {row.id} (userName {row.user_name!r})"
+            )
         raise _uniqueness(
             f"userName {fields.user_name!r} is already taken in this organization"
         )
@@ -264,6 +283,8 @@ def visible_users(ctx: ScimContext) -> Select[User]:
 async def _load(
     session: AsyncSession, ctx: ScimContext, user_id: str, lock: bool
 ) -> User:
+    if not is_storable(user_id):
+        raise NotFoundException(detail=f"User {user_id!r} not found")
     query = visible_users(ctx).where(User.id == user_id)
     if lock:
         query = query.with_for_update()
@@ -301,6 +322,9 @@ async def render(
     want_groups = projection is None or projection.wants("groups")
     want_roles = projection is None or projection.wants("roles")
     groups = await _groups_of(session, ids) if want_groups else {}
+    if want_groups:
+        # Roles come only from group membership, so a user in no group has none.
+        ids = [user_id for user_id in ids if user_id in groups]
     roles = await effective_roles(session, ctx.org.id, ids) if want_roles else {}
     rendered = []
     for row in rows:
@@ -342,21 +366,28 @@ async def list_users(
     order = sort_column(sort_by, "User")
     async with database.read() as session:
         query = visible_users(ctx).where(condition)
-        total = await session.scalar(select(func.count()).select_from(query.subquery()))
-        if page.count == 0:
-            return total or 0, []
-        order_by = [order.desc() if descending else order] if order is not None else []
-        order_by.append(User.id)  # a stable order keeps pages from overlapping
-        rows = list(
-            (
-                await session.scalars(
-                    query.order_by(*order_by)
-                    .offset(page.start_index - 1)
-                    .limit(page.count)
-                )
-            ).all()
-        )
-        return total or 0, await render(session, ctx, rows, projection)
+        rows: list[User] = []
+        if page.count > 0:
+            order_by = sort_terms(order, descending)
+            # A stable order keeps pages from overlapping.
+            order_by.append(User.id.asc())
+            rows = list(
+                (
+                    await session.scalars(
+                        query.order_by(*order_by)
+                        .offset(page.start_index - 1)
+                        .limit(page.count)
+                    )
+                ).all()
+            )
+        if len(rows) < page.count and (rows or page.start_index == 1):
+            # A page that is not full is the last one, so it gives the total
+            # without a COUNT query: a userName lookup then takes one query.
+            total = page.start_index - 1 + len(rows)
+        else:
+            count = select(func.count()).select_from(query.subquery())
+            total = await session.scalar(count) or 0
+        return total, await render(session, ctx, rows, projection)
 
 
 def check_version(row: User | Group, if_match: str | None) -> None:

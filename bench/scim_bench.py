@@ -1,0 +1,436 @@
+"""SCIM benchmark: scim-reconciler against scim2-server, on SQLite and PostgreSQL.
+
+    python -m bench.scim_bench --users 1000 --users 100000 \\
+        --database sqlite --database postgres
+
+For each database and number of users it:
+
+1. creates a fresh store (a SQLite file, or a new PostgreSQL database that is
+   dropped afterwards) with one enterprise organization, a SCIM token and the
+   users (see ``bench.seed``; seeding is not measured);
+2. starts one ``scim-reconciler serve`` process on 127.0.0.1 and runs the load
+   generator (``bench.load``, a separate process) against it: userName-filter
+   lookup, get by id, create, PATCH deactivate, and a list page of 100;
+3. starts scim2-server's in-memory service under uvicorn with the same users
+   (``bench.reference_server``) and runs the same lookup load against it;
+4. samples each server's resident set size (RSS) with psutil.
+
+It prints a table per case and the targets, and writes every number to a JSON
+file. It exits with status 1 if any request failed; a missed speed or memory
+target is reported but does not change the exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from bench.processes import (
+    MemorySampler,
+    clean_environment,
+    free_port,
+    start_server,
+)
+from bench.seed import seed_store
+from bench.workload import TOKEN_ENV
+from scim_reconciler.settings import Settings
+
+logger = logging.getLogger("bench.scim_bench")
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_OUTPUT_DIR = REPOSITORY / "bench" / "results"
+
+# Targets: lookup p50 at the largest size within 1.5x of the smallest size;
+# userName lookups at least 1.5x the reference's throughput; peak RSS of the
+# service under 250 MiB.
+LOOKUP_SCALING_LIMIT = 1.5
+REFERENCE_SPEEDUP = 1.5
+RSS_LIMIT_MIB = 250.0
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.scim_bench",
+        description="Measure scim-reconciler's SCIM endpoint against scim2-server.",
+    )
+    parser.add_argument(
+        "--users",
+        type=int,
+        action="append",
+        help="Users in the organization; repeat for several sizes (default 1000).",
+    )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgres"],
+        action="append",
+        help="Store to measure; repeat for both (default sqlite).",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default=DEFAULT_POSTGRES_URL,
+        help="PostgreSQL server on which a database is created for each case and "
+        f"dropped after it (default {DEFAULT_POSTGRES_URL}).",
+    )
+    parser.add_argument(
+        "--requests", type=int, default=2000, help="Requests per operation."
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=200, help="Unmeasured lookups sent first."
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="Concurrent connections."
+    )
+    parser.add_argument(
+        "--max-seconds",
+        type=float,
+        default=60.0,
+        help="Time limit of each operation, in seconds.",
+    )
+    parser.add_argument(
+        "--reference",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Also measure scim2-server's lookups (default on).",
+    )
+    parser.add_argument(
+        "--startup-timeout",
+        type=float,
+        default=600.0,
+        help="Seconds a server may take to start, seeding included.",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help="JSON results file (default bench/results/scim-bench-TIME.json).",
+    )
+    arguments = parser.parse_args(argv)
+    arguments.users = arguments.users or [1000]
+    arguments.database = arguments.database or ["sqlite"]
+    return arguments
+
+
+# Stores
+
+
+@contextmanager
+def fresh_store(kind: str, postgres_url: str, work_dir: Path) -> Iterator[str]:
+    """Yield the SQLAlchemy URL of an empty store, and delete it afterwards."""
+    if kind == "sqlite":
+        path = work_dir / f"bench-{uuid.uuid4().hex[:8]}.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        for suffix in ("", "-wal", "-shm"):
+            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        return
+    server = make_url(postgres_url).set(drivername="postgresql")
+    name = f"scim_bench_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_postgres_admin(server, f'CREATE DATABASE "{name}"'))
+    try:
+        url = server.set(drivername="postgresql+asyncpg", database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        asyncio.run(
+            _postgres_admin(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        )
+
+
+async def _postgres_admin(server: Any, statement: str) -> None:
+    connection = await asyncpg.connect(
+        server.render_as_string(hide_password=False), timeout=10
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+# Load
+
+
+def run_load(
+    arguments: argparse.Namespace,
+    base_url: str,
+    token: str,
+    users: int,
+    operations: str,
+    server_pid: int,
+) -> dict[str, Any]:
+    """Run ``bench.load`` in its own process and return its results."""
+    command = [
+        sys.executable,
+        "-m",
+        "bench.load",
+        f"--base-url={base_url}",
+        f"--users={users}",
+        f"--operations={operations}",
+        f"--requests={arguments.requests}",
+        f"--warmup={arguments.warmup}",
+        f"--concurrency={arguments.concurrency}",
+        f"--max-seconds={arguments.max_seconds}",
+        f"--server-pid={server_pid}",
+    ]
+    phases = operations.count(",") + 2
+    completed = subprocess.run(
+        command,
+        env=clean_environment({TOKEN_ENV: token}),
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=phases * arguments.max_seconds + 60,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"the load generator exited with status {completed.returncode}:\n"
+            f"{completed.stderr}"
+        )
+    results: dict[str, Any] = json.loads(completed.stdout)
+    return results
+
+
+def measure_service(
+    arguments: argparse.Namespace, database_url: str, token: str, users: int
+) -> dict[str, Any]:
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = clean_environment(
+        {
+            "SCIM_RECONCILER_DATABASE_URL": database_url,
+            "SCIM_RECONCILER_PUBLIC_BASE_URL": base_url,
+            "SCIM_RECONCILER_LOG_LEVEL": "WARNING",
+        }
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "scim_reconciler",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with (
+        start_server(
+            command,
+            env,
+            f"{base_url}/readyz",
+            arguments.work_dir / f"serve-{port}.log",
+            arguments.work_dir,
+            arguments.startup_timeout,
+        ) as server,
+        MemorySampler(server.process.pid) as memory,
+    ):
+        operations = run_load(
+            arguments,
+            f"{base_url}/scim/v2",
+            token,
+            users,
+            "lookup,get,create,patch,list",
+            server.process.pid,
+        )
+        return {"operations": operations, "rss": memory.summary()}
+
+
+def measure_reference(arguments: argparse.Namespace, users: int) -> dict[str, Any]:
+    port = free_port()
+    token = f"bench-{uuid.uuid4().hex}"
+    command = [
+        sys.executable,
+        "-m",
+        "bench.reference_server",
+        f"--port={port}",
+        f"--users={users}",
+    ]
+    base_url = f"http://127.0.0.1:{port}/v2"
+    with (
+        start_server(
+            command,
+            clean_environment({TOKEN_ENV: token}),
+            f"{base_url}/ServiceProviderConfig",
+            arguments.work_dir / f"reference-{port}.log",
+            REPOSITORY,
+            arguments.startup_timeout,
+        ) as server,
+        MemorySampler(server.process.pid) as memory,
+    ):
+        operations = run_load(
+            arguments, base_url, token, users, "lookup", server.process.pid
+        )
+        return {"operations": operations, "rss": memory.summary()}
+
+
+def run_case(arguments: argparse.Namespace, kind: str, users: int) -> dict[str, Any]:
+    logger.info("Measuring %s with %d users", kind, users)
+    case: dict[str, Any] = {"database": kind, "users": users}
+    with fresh_store(kind, arguments.postgres_url, arguments.work_dir) as url:
+        started = time.perf_counter()
+        settings = Settings(database_url=url, public_base_url="http://127.0.0.1")
+        token = asyncio.run(seed_store(settings, users))
+        case["seed_seconds"] = round(time.perf_counter() - started, 1)
+        case["service"] = measure_service(arguments, url, token, users)
+    if arguments.reference:
+        case["reference"] = measure_reference(arguments, users)
+    return case
+
+
+# Targets and report
+
+
+def evaluate_targets(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Check each target on the cases measured; skip a target with no data."""
+    targets = []
+    for kind in dict.fromkeys(case["database"] for case in cases):
+        sized = sorted(
+            (case for case in cases if case["database"] == kind),
+            key=lambda case: case["users"],
+        )
+        small, large = sized[0], sized[-1]
+        if large["users"] > small["users"]:
+            ratio = _lookup(large)["p50_ms"] / _lookup(small)["p50_ms"]
+            targets.append(
+                {
+                    "target": f"{kind}: lookup p50 at {large['users']} users within "
+                    f"{LOOKUP_SCALING_LIMIT}x of {small['users']} users",
+                    "measured": f"{ratio:.2f}x",
+                    "met": ratio <= LOOKUP_SCALING_LIMIT,
+                }
+            )
+    for case in cases:
+        label = f"{case['database']}, {case['users']} users"
+        if "reference" in case:
+            ours = _lookup(case)["throughput"]
+            theirs = case["reference"]["operations"]["lookup"]["throughput"]
+            speedup = ours / theirs if theirs else float("inf")
+            targets.append(
+                {
+                    "target": f"{label}: lookup throughput at least "
+                    f"{REFERENCE_SPEEDUP}x scim2-server's",
+                    "measured": f"{speedup:.2f}x ({ours:.0f} vs {theirs:.0f} req/s)",
+                    "met": speedup >= REFERENCE_SPEEDUP,
+                }
+            )
+        peak = case["service"]["rss"]["peak_mib"]
+        targets.append(
+            {
+                "target": f"{label}: service peak RSS under {RSS_LIMIT_MIB:.0f} MiB",
+                "measured": f"{peak:.0f} MiB",
+                "met": peak < RSS_LIMIT_MIB,
+            }
+        )
+    return targets
+
+
+def _lookup(case: dict[str, Any]) -> dict[str, Any]:
+    lookup: dict[str, Any] = case["service"]["operations"]["lookup"]
+    return lookup
+
+
+def format_case(case: dict[str, Any]) -> str:
+    lines = [
+        f"\n{case['database']}, {case['users']} users "
+        f"(seeded in {case['seed_seconds']} s)",
+        f"{'server':<13}{'operation':<10}{'ok':>7}{'errors':>8}{'req/s':>9}"
+        f"{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>9}",
+    ]
+    for server in ("service", "reference"):
+        if server not in case:
+            continue
+        name = "reconciler" if server == "service" else "scim2-server"
+        for operation, result in case[server]["operations"].items():
+            lines.append(
+                f"{name:<13}{operation:<10}{result['ok']:>7}{result['errors']:>8}"
+                f"{result['throughput']:>9.0f}{result['p50_ms']:>9.2f}"
+                f"{result['p99_ms']:>9.2f}{result['server_cpu_ms']:>9.2f}"
+            )
+        rss = case[server]["rss"]
+        lines.append(
+            f"{name:<13}RSS MiB before {rss['before_mib']}, peak {rss['peak_mib']}, "
+            f"after {rss['after_mib']}"
+        )
+    return "\n".join(lines)
+
+
+def failed_requests(cases: list[dict[str, Any]]) -> list[str]:
+    failures = []
+    for case in cases:
+        for server in ("service", "reference"):
+            for operation, result in case.get(server, {}).get("operations", {}).items():
+                if result["errors"] or not result["ok"]:
+                    failures.append(
+                        f"{case['database']}, {case['users']} users, {server} "
+                        f"{operation}: {result['errors']} errors of "
+                        f"{result['requests']} requests; first: {result['first_error']}"
+                    )
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # httpx logs every request at INFO, the readiness polls included.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    started_at = datetime.now(UTC)
+    with tempfile.TemporaryDirectory(prefix="scim-bench-") as work_dir:
+        arguments.work_dir = Path(work_dir)
+        cases = [
+            run_case(arguments, kind, users)
+            for kind in arguments.database
+            for users in arguments.users
+        ]
+    targets = evaluate_targets(cases)
+
+    for case in cases:
+        print(format_case(case))
+    print("\nTargets")
+    for target in targets:
+        print(
+            f"  {'met    ' if target['met'] else 'MISSED '}{target['target']}: "
+            f"{target['measured']}"
+        )
+
+    output = arguments.output or DEFAULT_OUTPUT_DIR / (
+        f"scim-bench-{started_at:%Y%m%dT%H%M%SZ}.json"
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    settings = {
+        key: getattr(arguments, key)
+        for key in ("requests", "warmup", "concurrency", "max_seconds", "reference")
+    }
+    output.write_text(
+        json.dumps(
+            {
+                "started_at": started_at.isoformat(),
+                "settings": settings,
+                "cases": cases,
+                "targets": targets,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    print(f"\nResults written to {output}")
+
+    failures = failed_requests(cases)
+    for failure in failures:
+        print(f"FAILED {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Apply a plan's changes to the store, each only if nothing changed meanwhile.
+
+Every change names the version its user (and, for membership, each group) had
+when the stored state was read, before the snapshot. A change applies only if
+the store still holds that version, counting the run's own earlier changes; if a
+SCIM push changed the user or group in between, the push wins and the change is
+*deferred*: the next run plans again from the newer state. Changes apply in
+batches, one transaction per batch, each with an audit event.
+
+A push can also make a batch fail at write time, with a userName, group name
+or membership it added after the batch read the store. The batch then rolls
+back and its two halves are applied one after the other, down to the single
+change that clashes, which is deferred.
+
+What apply reads from ``Change.details``:
+
+- create, reactivate, profile_update: ``profile`` with userName, externalId,
+  email, givenName, familyName and displayName as the IdP has them;
+- membership_change: ``join`` and ``leave``, lists of groups given as
+  ``{"group_id": stored id or None, "name": IdP name, "idp_group_id": IdP id}``
+  (a group without a stored id is created, or found if a push created it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from sqlalchemy.exc import IntegrityError
+
+from scim_reconciler.db.engine import Database
+from scim_reconciler.reconcile.batch import Batch, RunState
+from scim_reconciler.reconcile.model import Change, ChangeStatus
+
+logger = logging.getLogger(__name__)
+
+# Changes per transaction. Larger batches save round trips but hold the row
+# locks of their users and groups longer against SCIM pushes.
+BATCH_SIZE = 1000
+
+
+async def apply_changes(
+    database: Database,
+    org_id: int,
+    run_id: str,
+    changes: Sequence[Change],
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    actor: str = "reconciler",
+    batch_size: int = BATCH_SIZE,
+    state: RunState | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Change]:
+    """Apply changes in order and return them with their final status.
+
+    ``state`` collects what the changes did; pass one to rebase the changes
+    that were not applied (see ``RunState.rebase``). ``should_stop`` is asked
+    before each batch; once it returns True the remaining changes are returned
+    unapplied, still ``planned``.
+    """
+    state = state if state is not None else RunState()
+    results: list[Change] = []
+    total = len(changes)
+    if progress is not None:
+        progress(0, total)
+    for start in range(0, total, batch_size):
+        if should_stop is not None and should_stop():
+            logger.warning(
+                "Run %s stopped after %d of %d changes: the service is stopping",
+                run_id,
+                start,
+                total,
+            )
+            results.extend(changes[start:])
+            break
+        batch_changes = changes[start : start + batch_size]
+        statuses = await _apply_batch(
+            database, org_id, run_id, batch_changes, state, actor
+        )
+        results.extend(
+            replace(change, status=status)
+            for change, status in zip(batch_changes, statuses, strict=True)
+        )
+        if progress is not None:
+            progress(min(start + batch_size, total), total)
+    deferred = sum(1 for change in results if change.status is ChangeStatus.deferred)
+    if deferred:
+        logger.info(
+            "Run %s deferred %d changes that SCIM pushes overtook", run_id, deferred
+        )
+    return results
+
+
+async def _apply_batch(
+    database: Database,
+    org_id: int,
+    run_id: str,
+    changes: Sequence[Change],
+    state: RunState,
+    actor: str,
+) -> list[ChangeStatus]:
+    """Apply changes in one transaction, or split them if a push clashes."""
+    state.begin()
+    try:
+        async with database.write() as session:
+            statuses = await Batch(session, org_id, run_id, state, actor).apply(changes)
+    except BaseException as exc:
+        state.undo()
+        if not isinstance(exc, IntegrityError):
+            raise
+        if len(changes) == 1:
+            logger.info(
+                "Run %s deferred the %s of %s: a SCIM push clashed with it (%s)",
+                run_id,
+                changes[0].kind.value,
+                changes[0].user_name,
+                type(exc.orig).__name__,
+            )
+            state.defer(changes[0])
+            return [ChangeStatus.deferred]
+        middle = len(changes) // 2
+        first = await _apply_batch(
+            database, org_id, run_id, changes[:middle], state, actor
+        )
+        second = await _apply_batch(
+            database, org_id, run_id, changes[middle:], state, actor
+        )
+        return first + second
+    state.end()
+    return statuses

@@ -1,0 +1,1 @@
+"""Connectors read group membership from an IdP; one module per kind."""

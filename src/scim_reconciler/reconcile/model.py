@@ -1,0 +1,205 @@
+"""Value objects of reconciliation: IdP state, stored state, changes and plans.
+
+Words used throughout: a *snapshot* is the complete membership of every mapped
+group read from the IdP; *stored* state is what the dashboard store holds; a
+*plan* is the list of *changes* that bring the store in line with the snapshot;
+*drift* is the number of changes a run applies, each a push event that went
+missing.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from scim_reconciler.services.roles import Grant
+
+
+@dataclass(frozen=True, slots=True)
+class IdpUser:
+    """A user as the IdP reports it; ``id`` is the IdP's immutable id."""
+
+    id: str
+    user_name: str
+    email: str | None = None
+    given_name: str | None = None
+    family_name: str | None = None
+    display_name: str | None = None
+    active: bool = True
+    # The IdP's own status word (Okta's SUSPENDED, Entra's accountEnabled=false),
+    # shown in reasons so an admin can check it in the IdP.
+    status: str | None = None
+
+
+@dataclass(frozen=True)
+class IdpGroup:
+    """A group as the IdP reports it; ``id`` is the IdP's immutable id."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class MappedGroup:
+    """A mapping's group reference (externalId or displayName) as configured."""
+
+    reference: str
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    """The complete membership of one mapped group at snapshot time."""
+
+    reference: str
+    group: IdpGroup
+    member_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a run read from the IdP before planning anything."""
+
+    taken_at: datetime
+    groups: tuple[GroupSnapshot, ...]
+    users: dict[str, IdpUser]
+    nested_groups_flattened: bool
+    # Members that were not users (devices, contacts, service principals, or
+    # nested groups when not flattened); skipped and counted, never treated as users.
+    skipped_members: int = 0
+    # The same members counted by the connector's type word ("group", "device").
+    skipped_member_types: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MappingRule:
+    """A role mapping: members of the IdP group ``group`` (externalId or
+    displayName) receive ``role_slug``, in full or limited to ``object_ids``.
+
+    In the store it matches a group whose externalId equals ``group`` or whose
+    displayName equals it without regard to case.
+    """
+
+    id: int
+    group: str
+    role_slug: str
+    grant: Grant
+    object_ids: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class StoredGroup:
+    """A group in the store, as the plan reads it; ``version`` guards applies."""
+
+    id: str
+    display_name: str
+    external_id: str | None
+    member_ids: frozenset[str]
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUser:
+    """A dashboard user in the store; ``version`` is bumped by every change.
+
+    ``email`` is the primary email in its comparison form (case-folded), as the
+    store's ``email`` column keeps it.
+    """
+
+    id: str
+    user_name: str
+    external_id: str | None
+    email: str | None
+    given_name: str | None
+    family_name: str | None
+    display_name: str | None
+    active: bool
+    deleted: bool
+    managed_by_idp: bool
+    version: int
+
+
+@dataclass(frozen=True)
+class StoredState:
+    """What the store holds for one organization when the run plans."""
+
+    users: tuple[StoredUser, ...]
+    groups: tuple[StoredGroup, ...]
+    mappings: tuple[MappingRule, ...]
+    # Role names of the catalog by slug, for reasons and role details. A slug
+    # missing here is used as the name.
+    role_names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Per-organization limits that decide what a run may apply on its own."""
+
+    # Deactivations above either limit are held for an admin's approval.
+    max_deactivations: int = 25
+    max_deactivation_percent: float = 10.0
+    # A mapped group that comes back empty while it had members is suspect.
+    hold_empty_groups: bool = True
+
+
+class ChangeKind(enum.StrEnum):
+    create = "create"
+    reactivate = "reactivate"
+    deactivate = "deactivate"
+    role_change = "role_change"
+    profile_update = "profile_update"
+    membership_change = "membership_change"
+
+
+class ChangeStatus(enum.StrEnum):
+    planned = "planned"  # in a dry run, or not yet applied
+    applied = "applied"
+    held = "held"  # waiting for an admin's approval
+    deferred = "deferred"  # the store changed after the snapshot; a push won
+    failed = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One planned change to one user, with the reason an admin can check.
+
+    ``user_id`` is None only for a create and the membership and role changes
+    of the user it creates. ``expected_version`` is the user's version when the
+    stored state was read; apply changes the user only if it is still at that
+    version. Membership changes also carry the versions of the groups they
+    touch in ``group_versions``.
+
+    The changes of one user are adjacent in a plan, in the order create,
+    reactivate, profile_update, deactivate, membership_change, role_change, and
+    carry the same ``user_name``: the account's current userName, or for a
+    create the IdP's. docs/reconciliation.md lists the ``details`` of each kind.
+    """
+
+    kind: ChangeKind
+    user_name: str
+    external_id: str | None
+    reason: str
+    user_id: str | None = None
+    expected_version: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    status: ChangeStatus = ChangeStatus.planned
+    hold_reason: str | None = None
+    group_versions: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The changes that bring the store in line with a snapshot."""
+
+    changes: tuple[Change, ...]
+    # Users the IdP lists but the plan must leave alone, as (userName, reason)
+    # (for example a user created by hand in the dashboard).
+    skipped: tuple[tuple[str, str], ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    def count_by_kind(self) -> dict[str, int]:
+        counts = {kind.value: 0 for kind in ChangeKind}
+        for change in self.changes:
+            counts[change.kind.value] += 1
+        return counts

@@ -1,0 +1,90 @@
+"""The SCIM benchmark at smoke size: it must run and report every operation.
+
+Speed and memory targets are not asserted here; a loaded test machine would
+make them flaky. This only keeps ``python -m bench.scim_bench`` from rotting.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.databases import POSTGRES_ENV, postgres_server_url
+
+pytestmark = pytest.mark.slow
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+SERVICE_OPERATIONS = {"lookup", "get", "create", "patch", "list"}
+USERS = 50
+REQUESTS = 20
+TIMEOUT_SECONDS = 180
+
+
+def run_bench(tmp_path: Path, *options: str) -> dict[str, Any]:
+    output = tmp_path / "results.json"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.scim_bench",
+            f"--users={USERS}",
+            f"--requests={REQUESTS}",
+            "--warmup=5",
+            "--concurrency=4",
+            f"--output={output}",
+            *options,
+        ],
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_SECONDS,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    results: dict[str, Any] = json.loads(output.read_text())
+    return results
+
+
+def assert_all_succeeded(operations: dict[str, Any], expected: set[str]) -> None:
+    assert set(operations) == expected
+    for name, result in operations.items():
+        assert result["errors"] == 0, (name, result["first_error"])
+        assert result["ok"] == REQUESTS, name
+        assert result["p50_ms"] > 0, name
+        assert result["p99_ms"] >= result["p50_ms"], name
+        assert result["throughput"] > 0, name
+
+
+def test_bench_sqlite_with_reference(tmp_path: Path) -> None:
+    results = run_bench(tmp_path, "--database=sqlite")
+
+    [case] = results["cases"]
+    assert case["database"] == "sqlite"
+    assert case["users"] == USERS
+    assert_all_succeeded(case["service"]["operations"], SERVICE_OPERATIONS)
+    assert_all_succeeded(case["reference"]["operations"], {"lookup"})
+    assert case["service"]["rss"]["peak_mib"] > 0
+    assert case["reference"]["rss"]["peak_mib"] > 0
+    measured = {target["target"] for target in results["targets"]}
+    assert any("scim2-server" in target for target in measured)
+    assert any("RSS" in target for target in measured)
+
+
+def test_bench_postgres(tmp_path: Path) -> None:
+    server = postgres_server_url()
+    if server is None:
+        pytest.skip(f"the PostgreSQL benchmark needs {POSTGRES_ENV}")
+
+    results = run_bench(
+        tmp_path, "--database=postgres", f"--postgres-url={server}", "--no-reference"
+    )
+
+    [case] = results["cases"]
+    assert case["database"] == "postgres"
+    assert_all_succeeded(case["service"]["operations"], SERVICE_OPERATIONS)
+    assert "reference" not in case
