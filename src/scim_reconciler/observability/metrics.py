@@ -157,8 +157,6 @@ def observe_run(organization: str, run: Run, run_changes: Iterable[Change]) -> N
     held_deactivations.labels(organization).set(held)
 
 
-# TODO: the connectors' HTTP seam (reconcile/connectors/http.py) does not call
-# the two functions below yet, so the idp_* families have no samples.
 def observe_idp_request(
     connector: str, status_code: int | None, seconds: float
 ) -> None:

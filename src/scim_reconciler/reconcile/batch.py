@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Table, delete, insert, or_, select, update
+from sqlalchemy import Table, delete, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scim_reconciler.clock import utcnow
@@ -177,6 +177,14 @@ class Batch:
 
     async def apply(self, changes: Sequence[Change]) -> list[ChangeStatus]:
         """Decide every change in order, write the outcome, return the statuses."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            # asyncpg prepares each statement, and after five executions
+            # PostgreSQL may keep a generic plan made while the run's first
+            # batches left the users table small: a sequential scan that then
+            # reads the whole table for every batch.
+            await self.session.execute(
+                text("SET LOCAL plan_cache_mode = force_custom_plan")
+            )
         await self._load(changes)
         statuses = [await self._decide(change) for change in changes]
         await self._write()

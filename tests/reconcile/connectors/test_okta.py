@@ -576,3 +576,35 @@ async def test_redirect_is_config_error(
 
     assert "redirected GET /api/v1/groups/" in str(raised.value)
     assert "https://acme.okta-emea.com" in str(raised.value)
+
+
+def _sample(name: str, labels: dict[str, str]) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def test_requests_and_retries_reach_metrics(
+    router: respx.MockRouter, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    """Each attempt is counted by status; the 429 also as a rate limit and a retry."""
+    labels = {"connector": "Okta"}
+    before_ok = _sample(
+        "scim_reconciler_idp_requests_total", {**labels, "status": "200"}
+    )
+    before_429 = _sample("scim_reconciler_idp_rate_limited_total", labels)
+    before_retry = _sample("scim_reconciler_idp_retries_total", labels)
+    limited = okta_error(429, "E0000047", "API call exceeded rate limit")
+    limited.headers.update(rate_headers(clock, remaining=0, reset_in=5))
+    success = httpx.Response(200, json=[user(1)], headers=rate_headers(clock))
+    router.get(url__startswith=MEMBERS_URL).mock(side_effect=[limited, success])
+
+    await all_members(okta(client, clock), GROUP)
+
+    after_ok = _sample(
+        "scim_reconciler_idp_requests_total", {**labels, "status": "200"}
+    )
+    assert after_ok == before_ok + 1
+    assert _sample("scim_reconciler_idp_rate_limited_total", labels) == before_429 + 1
+    assert _sample("scim_reconciler_idp_retries_total", labels) == before_retry + 1

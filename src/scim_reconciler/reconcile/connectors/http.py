@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from scim_reconciler.observability import metrics
 from scim_reconciler.reconcile.connectors.failures import (
     RetryOutcome,
     TransientFailure,
@@ -147,6 +148,7 @@ class _RetryPolicy:
         return False
 
     def log(self, state: RetryCallState) -> None:
+        metrics.count_idp_retry(self.idp)
         failure = state.outcome.exception() if state.outcome else None
         reason = failure.reason if isinstance(failure, TransientFailure) else "?"
         logger.warning(
@@ -296,12 +298,19 @@ class IdpHttp:
 
         async with self._slots:
             await self.budget.wait_turn(bucket)
+            started = time.perf_counter()
             try:
                 response = await self.client.request(
                     method, url, content=content, headers=request_headers
                 )
             except (httpx.TransportError, httpx.DecodingError) as exc:
+                metrics.observe_idp_request(
+                    self.profile.name, None, time.perf_counter() - started
+                )
                 raise transport_failure(exc) from None
+        metrics.observe_idp_request(
+            self.profile.name, response.status_code, time.perf_counter() - started
+        )
 
         now = self.timing.clock()
         observed = self.profile.rate_limit(response, now)
