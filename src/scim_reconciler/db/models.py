@@ -71,14 +71,14 @@ class Plan(enum.StrEnum):
 
 
 class ManagedBy(enum.StrEnum):
-    """Who owns a dashboard user: the IdP, or a person who created it by hand."""
+    """Owner of a dashboard user: the IdP, or a person who created it by hand."""
 
     idp = "idp"
     person = "person"
 
 
 class Source(enum.StrEnum):
-    """Where a change came from, as recorded in the audit log."""
+    """Origin of a change, as recorded in the audit log."""
 
     scim = "scim"
     reconcile = "reconcile"
@@ -245,7 +245,8 @@ class AuditEvent(Base):
 
 
 class ConnectorConfig(Base):
-    """How and when to read an organization's IdP, and the limits of its runs."""
+    """Connector settings of an organization: how and when to read its IdP, and
+    the limits of its runs."""
 
     __tablename__ = "connectors"
 

@@ -122,7 +122,7 @@ class StoredUser:
 
 @dataclass(frozen=True)
 class StoredState:
-    """What the store holds for one organization when the run plans."""
+    """Stored state of one organization, as the run reads it before planning."""
 
     users: tuple[StoredUser, ...]
     groups: tuple[StoredGroup, ...]

@@ -3,7 +3,7 @@
 A run takes the organization's lock, reads the stored state, takes a complete
 snapshot of the IdP, plans, guards and (unless it is a dry run or the
 organization has no valid SCIM token) applies the plan. The stored state is
-read *before* the snapshot: every change is applied only if its user or group
+read *before* the snapshot. Every change is applied only if its user or group
 is still at the version read then, so a SCIM push that lands during the run
 wins and the change is deferred to the next run.
 """
@@ -150,7 +150,7 @@ class Reconciler:
         progress: Progress | None = None,
         on_plan: Callable[[Plan], None] | None = None,
     ) -> RunReport:
-        """Run one reconciliation; ``on_plan`` sees the guarded plan before apply."""
+        """Run one reconciliation; ``on_plan`` gets the guarded plan before apply."""
         org, config = await self._organization(slug)
         lock = run_lock(self.database, org.id)
         if not await lock.try_acquire():
