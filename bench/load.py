@@ -258,45 +258,50 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         description="Send SCIM requests to one server and print latency statistics "
         f"as JSON. The bearer token comes from the {TOKEN_ENV} variable.",
     )
-    parser.add_argument(
+
+    server = parser.add_argument_group("server")
+    server.add_argument(
         "--base-url", required=True, help="SCIM base URL, e.g. http://HOST:PORT/v2."
     )
-    parser.add_argument(
+    server.add_argument(
         "--users", type=int, required=True, help="Number of seeded users."
     )
-    parser.add_argument(
+    server.add_argument(
+        "--server-pid",
+        type=int,
+        help="Process id of the server, to report its CPU time per request.",
+    )
+
+    load = parser.add_argument_group("load")
+    load.add_argument(
         "--operations",
         type=lambda text: [item.strip() for item in text.split(",") if item.strip()],
         default=list(OPERATIONS),
         help="Comma-separated operations to run, in order; default "
         f"{','.join(OPERATIONS)}.",
     )
-    parser.add_argument(
+    load.add_argument(
         "--requests", type=int, default=2000, help="Requests per operation."
     )
-    parser.add_argument(
+    load.add_argument(
         "--warmup", type=int, default=200, help="Unmeasured lookups sent first."
     )
-    parser.add_argument(
+    load.add_argument(
         "--concurrency", type=int, default=8, help="Concurrent connections."
     )
-    parser.add_argument(
+    load.add_argument(
         "--max-seconds",
         type=float,
         default=60.0,
         help="Time limit of each operation, in seconds.",
     )
-    parser.add_argument(
+    load.add_argument(
         "--timeout", type=float, default=30.0, help="Request timeout, in seconds."
     )
-    parser.add_argument(
+    load.add_argument(
         "--seed", type=int, default=1, help="Seed of the random user choice."
     )
-    parser.add_argument(
-        "--server-pid",
-        type=int,
-        help="Process id of the server, to report its CPU time per request.",
-    )
+
     arguments = parser.parse_args(argv)
     unknown = [name for name in arguments.operations if name not in OPERATIONS]
     if unknown:

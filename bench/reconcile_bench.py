@@ -7,8 +7,8 @@ For each database and number of users it:
 
 1. creates a fresh store (a SQLite file, or a new PostgreSQL database that is
    dropped afterwards) with one enterprise organization, a SCIM token, one
-   group-to-role mapping per group and a file connector; deactivation limits
-   are lifted, so that no change is held;
+   group-to-role mapping per group and a file connector. Its deactivation
+   limits are lifted, so that no change is held;
 2. writes a directory file of the users in one group per 100 users, each user
    in 1 to 5 groups chosen at random (seeded, so every case is the same);
 3. runs four reconciliations, each in a fresh process: the first run (every
@@ -33,10 +33,12 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import random
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,7 @@ SCALING_USERS = (10_000, 100_000)
 STORE_TABLES = ("users", "user_emails", "groups", "group_members", "audit_events")
 RUNS = ("first", "no_change", "drift", "no_change_again")
 WORKER_TIMEOUT_SECONDS = 1800.0
+STATS_WAIT_SECONDS = 10.0
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -264,11 +267,13 @@ async def count_rows(url: str) -> dict[str, int]:
         await database.dispose()
 
 
-async def postgres_writes(url: str) -> dict[str, int]:
+async def postgres_writes(url: str, runs_at_least: int = 0) -> dict[str, int]:
     """Return rows inserted, updated and deleted per table since the stats reset.
 
     PostgreSQL counts them per backend and publishes them when a transaction
-    ends or the backend exits, so the totals are read until they stop moving.
+    ends or the backend exits. Every run writes its ``runs`` row twice (start
+    and finish), so the totals are read again until ``runs`` reaches
+    ``runs_at_least``, for at most ``STATS_WAIT_SECONDS``.
     """
     database = open_store(url)
     names = ", ".join(f"'{name}'" for name in (*STORE_TABLES, "runs", "run_changes"))
@@ -276,19 +281,22 @@ async def postgres_writes(url: str) -> dict[str, int]:
         "SELECT relname, n_tup_ins + n_tup_upd + n_tup_del FROM pg_stat_user_tables "
         f"WHERE relname IN ({names})"
     )
+    deadline = time.monotonic() + STATS_WAIT_SECONDS
     try:
-        previous: dict[str, int] | None = None
-        for _ in range(20):
+        while True:
             async with database.read() as session:
                 await session.execute(text("SELECT pg_stat_clear_snapshot()"))
                 current = {
                     name: int(count) for name, count in await session.execute(query)
                 }
-            if current == previous:
+            if current.get("runs", 0) >= runs_at_least:
                 return current
-            previous = current
-            await asyncio.sleep(0.25)
-        return previous or {}
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"PostgreSQL did not publish the run's row counts within "
+                    f"{STATS_WAIT_SECONDS} s, so its writes cannot be counted"
+                )
+            await asyncio.sleep(0.1)
     finally:
         await database.dispose()
 
@@ -349,6 +357,8 @@ def run_case(arguments: argparse.Namespace, kind: str, users: int) -> dict[str, 
             )
             logger.info("%s, %d users: %s run", kind, users, name)
             result = run_worker(url, log_path)
+            # Other processes on the machine slow the run; record how busy it was.
+            result["load_average_1m"] = round(os.getloadavg()[0], 2)
             rows_after = asyncio.run(count_rows(url))
             result["store_rows_changed"] = {
                 key: rows_after[key] - rows_before[key]
@@ -356,7 +366,9 @@ def run_case(arguments: argparse.Namespace, kind: str, users: int) -> dict[str, 
                 if rows_after[key] != rows_before[key]
             }
             if kind == "postgres":
-                stats_after = asyncio.run(postgres_writes(url))
+                stats_after = asyncio.run(
+                    postgres_writes(url, stats_before.get("runs", 0) + 2)
+                )
                 result["postgres_row_writes"] = {
                     table: stats_after.get(table, 0) - stats_before.get(table, 0)
                     for table in stats_after

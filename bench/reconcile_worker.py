@@ -23,7 +23,19 @@ MIB = 1024 * 1024
 
 
 def peak_rss_mib() -> float:
-    """Return this process's peak RSS so far; Linux reports ru_maxrss in KiB."""
+    """Return this process's peak RSS so far, in MiB.
+
+    On Linux it reads ``VmHWM`` from /proc/self/status. ``ru_maxrss`` is no
+    use there, because exec keeps the parent's peak in it when that is larger.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024 / MIB
+    except OSError:
+        pass
+    # Without /proc, fall back to ru_maxrss, which the BSDs report in KiB.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / MIB
 
 

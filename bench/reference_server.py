@@ -2,14 +2,15 @@
 
     BENCH_SCIM_TOKEN=... python -m bench.reference_server --port P --users N
 
-It seeds ``N`` users (the same ones the benchmark seeds into scim-reconciler)
-into scim2-server's ``InMemoryStorage``, then serves its ASGI application on
-127.0.0.1 under uvicorn, the HTTP server that ``scim-reconciler serve`` uses,
-so that the comparison measures the two SCIM implementations and not two HTTP
-servers. Requests must carry ``Authorization: Bearer TOKEN``, as in
-scim2-server's own ``--bearer-token`` mode. The SCIM base URL is
-``http://127.0.0.1:P/v2``; ``/v2/ServiceProviderConfig`` needs no token and
-serves as the readiness check.
+It seeds ``N`` users, the same ones the benchmark seeds into scim-reconciler,
+into scim2-server's ``InMemoryStorage``. Then it serves scim2-server's ASGI
+application on 127.0.0.1 under uvicorn, the HTTP server of
+``scim-reconciler serve``, so that the comparison measures the two SCIM
+implementations and not two HTTP servers. Requests must carry
+``Authorization: Bearer TOKEN``, as in scim2-server's own ``--bearer-token``
+mode. The SCIM base URL is ``http://127.0.0.1:P/v2``, and
+``/v2/ServiceProviderConfig`` needs no token, so it serves as the readiness
+check.
 """
 
 from __future__ import annotations

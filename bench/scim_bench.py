@@ -299,8 +299,8 @@ def measure_reference(arguments: argparse.Namespace, users: int) -> dict[str, An
 
 def run_case(arguments: argparse.Namespace, kind: str, users: int) -> dict[str, Any]:
     logger.info("Measuring %s with %d users", kind, users)
-    # Other processes on the machine skew every number; the load average shows
-    # how busy it was.
+    # Other processes on the machine skew every number, and the load average
+    # shows how busy the machine was.
     case: dict[str, Any] = {
         "database": kind,
         "users": users,

@@ -1,5 +1,5 @@
 """Two ``serve`` replicas on one PostgreSQL database schedule the same
-organizations every second; the advisory lock keeps each organization's runs
+organizations every second. The advisory lock keeps each organization's runs
 apart, and between them the replicas reconcile every organization."""
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
-"""Safety of reconciliation runs against a real store: the failure modes other
-sync tools shipped (mass deprovisioning on a bad IdP answer, overwritten pushes,
-removed break-glass accounts, overlapping runs) must not happen here."""
+"""Safety of reconciliation runs against a real store.
+
+Other sync tools shipped these failures: mass deprovisioning after a failed or
+empty IdP response, overwritten pushes, removed break-glass accounts and
+overlapping runs. None of them may happen here."""
 
 from __future__ import annotations
 
@@ -123,7 +125,7 @@ def reconciler(database: Database) -> Reconciler:
 async def test_connector_failure_applies_nothing(
     database: Database, tenant: Tenant, directory: Path, reconciler: Reconciler
 ) -> None:
-    """A 503 on page 2 fails the run before planning: nobody is deactivated.
+    """A 503 on page 2 fails the run before planning, and deactivates no one.
 
     Other tools deprovisioned everyone the listing missed when an IdP failed
     mid-listing, or stopped after the first page.
@@ -373,8 +375,8 @@ async def test_push_taking_user_name_defers_rename(
 ) -> None:
     """A push that takes the userName a rename needs defers only that rename.
 
-    The clash surfaces when the batch writes, after it read the store; the
-    batch is split until the one clashing change is left, and the rest apply.
+    The clash surfaces only when the batch writes, after it read the store. So
+    the batch is split until the one clashing change is left, and the rest apply.
     """
     write_directory(directory, admins=[1, 2, 3, 4])
     await configure(database, tenant.org, directory)

@@ -1,7 +1,7 @@
 """Scheduled runs with APScheduler 3.x under a controlled clock.
 
 APScheduler reads ``datetime.now`` in its scheduler, executor and interval
-trigger modules; the clock fixture replaces that name there, and the tests
+trigger modules. The clock fixture replaces that name there, and the tests
 process due jobs themselves with ``_process_jobs()``. Intervals are minutes,
 so the scheduler's own wake-up timer (real seconds) never fires during a test.
 """
@@ -45,7 +45,7 @@ RUN_WAIT_S = 10.0
 
 
 class Clock:
-    """The time APScheduler sees; it moves only when a test advances it."""
+    """The time APScheduler reads, which moves only when a test advances it."""
 
     def __init__(self, start: datetime) -> None:
         self.now = start

@@ -108,8 +108,8 @@ class User(Base):
         Index("ix_users_org_display_name", "org_id", "display_name_key"),
         Index("ix_users_org_last_modified", "org_id", "last_modified"),
         Index("ix_users_org_active", "org_id", "active"),
-        # Serves list pages: the visible users of an org (the filter of every
-        # SCIM read) in id order, and their COUNT, without reading the rows.
+        # Serves SCIM list pages: an org's visible users (the filter of every
+        # SCIM read) in id order, and a COUNT of them that scans only the index.
         Index("ix_users_org_visible_id", "org_id", "managed_by", "deleted", "id"),
     )
 

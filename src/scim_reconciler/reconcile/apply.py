@@ -35,9 +35,12 @@ from scim_reconciler.reconcile.model import Change, ChangeStatus
 
 logger = logging.getLogger(__name__)
 
-# Changes per transaction. Larger batches save round trips but hold the row
-# locks of their users and groups longer against SCIM pushes.
-BATCH_SIZE = 1000
+# Changes per transaction. Larger batches save round trips and the version
+# updates of the groups that every batch touches, but hold the write lock
+# (SQLite) or the row locks of their users and groups (PostgreSQL) longer
+# against SCIM pushes. 4000 rather than 1000 cut the CPU time of a first run of
+# 100k users by a fifth; docs/benchmarks.md has the measurements.
+BATCH_SIZE = 4000
 
 
 async def apply_changes(

@@ -1,11 +1,11 @@
 """One batch of a plan's changes, applied in one transaction.
 
-A batch reads what its changes need in a few queries (their users and groups,
-locked, and the userNames and memberships they could clash with), decides each
-change in plan order against that and against what the run changed so far, and
-then writes users, emails, memberships and audit events with one multi-row
-statement per table. ``apply.py`` describes the rules and retries a batch that
-a concurrent SCIM push made fail.
+A batch first reads what its changes need in a few queries: their users and
+groups, locked, and the userNames and memberships they could clash with. It
+then decides each change in plan order, against that and against what the run
+changed so far. Last, it writes users, emails, memberships and audit events
+with one multi-row statement per table. ``apply.py`` describes the rules, and
+retries a batch that a concurrent SCIM push made fail.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class JournaledDict(dict[K, V]):
 
 @dataclass
 class RunState:
-    """What the run itself changed so far, so its later changes still apply.
+    """The run's own changes so far, so that its later changes still apply.
 
     Keys of ``created``, ``failed_users`` and ``membership`` are userNames in
     comparison form; ``groups_by_idp`` maps IdP group ids to stored ids.
@@ -117,9 +117,9 @@ class RunState:
         """Return a change not applied yet as if planned after the run's changes.
 
         A held change is approved later, when the run's own changes have moved
-        the versions of the groups (and possibly the user) it names; it must
-        expect those versions, and name the groups the run created, so that
-        only a SCIM push made since the run defers it.
+        the versions of the groups (and possibly the user) it names. So it must
+        expect those versions and name the groups the run created. Then only a
+        SCIM push made since the run defers it.
         """
         version = self.user_versions.get(change.user_id or "")
         details = change.details
@@ -456,6 +456,7 @@ class Batch:
             await session.execute(delete(UserEmail).where(UserEmail.user_id.in_(chunk)))
         if self.new_emails:
             await session.execute(insert(table_of(UserEmail)), self.new_emails)
+
         if self.joins:
             await session.execute(insert(table_of(GroupMember)), self.joins)
         for group_id, user_ids in self.leaves.items():
@@ -466,6 +467,7 @@ class Batch:
                         GroupMember.user_id.in_(chunk),
                     )
                 )
+
         # Each touched group's version moves once, so SCIM clients see the change.
         touched = sorted(self.touched_groups)
         for chunk in _chunks(touched):
@@ -477,6 +479,7 @@ class Batch:
             )
         for group_id in touched:
             self.state.group_versions[group_id] = self.group_versions[group_id] + 1
+
         if self.audit_rows:
             await session.execute(insert(table_of(AuditEvent)), self.audit_rows)
         await session.flush()

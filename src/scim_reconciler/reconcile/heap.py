@@ -1,10 +1,10 @@
-"""Fewer full garbage collections while a run holds a large plan in memory.
+"""Fewer full garbage collections while a run keeps a large plan in memory.
 
 A run of 100k users keeps millions of objects alive (the snapshot, the stored
 state and the plan), almost none of them in reference cycles. With CPython's
 default thresholds (700, 10, 10) the collector scans all of them again each
-time the long-lived objects grow by a quarter; with bench/reconcile_bench.py
-that was about half the planning time of a first run of 100k users.
+time the long-lived objects grow by a quarter. In a first run of 100k users
+with bench/reconcile_bench.py, those scans took about half the planning time.
 """
 
 from __future__ import annotations

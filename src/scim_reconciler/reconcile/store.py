@@ -70,7 +70,7 @@ async def load_stored_state(session: AsyncSession, org_id: int) -> StoredState:
         )
     users = tuple(loaded)
 
-    # Members name the users' id strings, not equal copies read with each row.
+    # Member sets share the users' id strings rather than keep a copy per row.
     user_ids = {user.id: user.id for user in users}
     members: dict[str, set[str]] = defaultdict(set)
     member_rows = await session.stream(

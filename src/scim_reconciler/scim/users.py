@@ -382,7 +382,7 @@ async def list_users(
             )
         if len(rows) < page.count and (rows or page.start_index == 1):
             # A page that is not full is the last one, so it gives the total
-            # without a COUNT query: a userName lookup then takes one query.
+            # without a COUNT query, and a userName lookup takes one query.
             total = page.start_index - 1 + len(rows)
         else:
             count = select(func.count()).select_from(query.subquery())
