@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from scim_reconciler import __version__
+from scim_reconciler.admin.throttle import SignInThrottle
 from scim_reconciler.db.engine import Database
 from scim_reconciler.db.migrate import prepare_database
 from scim_reconciler.health import router as health_router
@@ -99,6 +100,9 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
+    app.state.sign_in_throttle = SignInThrottle(
+        settings.sign_in_max_failures, settings.sign_in_window_seconds
+    )
     app.state.shutdown = stop
     if database is not None:
         app.state.database = database

@@ -11,14 +11,17 @@ file wins over the TOML file.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from contextvars import ContextVar, Token
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SecretsSettingsSource,
     SettingsConfigDict,
@@ -36,6 +39,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Variables under this prefix configure the test suite, not the service.
 TEST_ENV_PREFIX = f"{ENV_PREFIX}TEST_"
 DEFAULT_DATABASE_PATH = Path("scim-reconciler.db")
+OPERATOR_KEY_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
 class RoleDefinition(BaseModel):
@@ -137,6 +141,30 @@ class Settings(BaseSettings):
     metrics_enabled: bool = Field(
         default=True, description="Serve Prometheus metrics at /metrics."
     )
+    operator_key_hashes: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="SHA-256 hashes (sha256:HEX) of the operator API keys that "
+        "sign in to the admin API and console for every organization; "
+        "`scim-reconciler operator-key new` makes a key and its hash. In the "
+        "environment: a JSON list or hashes separated by commas.",
+    )
+    admin_session_minutes: int = Field(
+        default=480,
+        ge=5,
+        le=43200,
+        description="Minutes a console session lasts after sign-in.",
+    )
+    sign_in_max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="Failed sign-ins from one client address that block it for "
+        "the rest of sign_in_window_seconds.",
+    )
+    sign_in_window_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="Window, in seconds, over which failed sign-ins are counted.",
+    )
 
     @field_validator("public_base_url")
     @classmethod
@@ -146,6 +174,30 @@ class Settings(BaseSettings):
                 f"public_base_url {value!r} must start with http:// or https://"
             )
         return value.rstrip("/")
+
+    @field_validator("operator_key_hashes", mode="before")
+    @classmethod
+    def _split_key_hashes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("operator_key_hashes")
+    @classmethod
+    def _check_key_hashes(cls, value: list[str]) -> list[str]:
+        hashes = [item.strip().lower() for item in value]
+        for item in hashes:
+            if not OPERATOR_KEY_HASH.match(item):
+                shown = item if len(item) <= 16 else item[:12] + "..."
+                raise ValueError(
+                    f"operator key hash {shown!r} is not valid: give sha256: and "
+                    "64 hexadecimal digits, as `scim-reconciler operator-key new` "
+                    "prints them, never the key itself"
+                )
+        return hashes
 
     @field_validator("log_level")
     @classmethod

@@ -478,5 +478,10 @@ def _register_reconcile_commands() -> None:
 
     app.command("simulate")(simulate)
 
+    from scim_reconciler.cli.admin import admin_key_app, operator_key_app
+
+    app.add_typer(admin_key_app, name="admin-key")
+    app.add_typer(operator_key_app, name="operator-key")
+
 
 _register_reconcile_commands()

@@ -227,6 +227,44 @@ class ScimToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+class AdminCredential(Base):
+    """A secret that signs an organization's administrator in to the admin API
+    and console, for that organization only."""
+
+    __tablename__ = "admin_credentials"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # SHA-256 of a secret with 256 random bits, as for SCIM tokens.
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class AdminSession(Base):
+    """A console session; the cookie holds a secret whose hash is the id."""
+
+    __tablename__ = "admin_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(256))
+    # The organization of an organization admin; null for operators.
+    org_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    # The credential or operator key hash that signed in, so that revoking the
+    # credential or removing the key from the settings ends the session.
+    credential_id: Mapped[str | None] = mapped_column(String(36))
+    key_hash: Mapped[str | None] = mapped_column(String(71))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_org_at", "org_id", "at"),)
