@@ -45,6 +45,7 @@ from typing import Any
 
 import httpx
 import psutil
+import uvloop
 
 from bench.processes import clean_environment
 from scim_reconciler.reconcile import secrets
@@ -570,7 +571,10 @@ def main(argv: list[str] | None = None) -> int:
     # httpx logs every request at INFO.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     started_at = datetime.now(UTC)
-    cases = asyncio.run(run_all(arguments))
+    # uvloop, because scheduled runs use the loop of `serve`, which uvicorn
+    # sets to uvloop.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        cases = runner.run(run_all(arguments))
     targets = evaluate_targets(cases)
 
     print(

@@ -41,6 +41,15 @@ def settings() -> Settings:
         raise fail(str(exc)) from None
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """Create a uvloop loop where uvloop is installed, as `serve` runs on one."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def run(work: Callable[[Database], Awaitable[T]], *, migrate_first: bool = True) -> T:
     """Run ``work`` against the configured database, migrated to head first."""
     from scim_reconciler.db.migrate import prepare_database
@@ -55,7 +64,8 @@ def run(work: Callable[[Database], Awaitable[T]], *, migrate_first: bool = True)
             await database.dispose()
 
     try:
-        return asyncio.run(main())
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            return runner.run(main())
     except ReconcilerError as exc:
         raise fail(str(exc)) from None
     except OSError as exc:

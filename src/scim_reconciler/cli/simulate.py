@@ -40,7 +40,11 @@ def simulate(
         ),
     ] = None,
     latency_ms: Annotated[
-        int, typer.Option(help="Delay added to every response, in milliseconds.", min=0)
+        int,
+        typer.Option(
+            help="Time from each request's arrival to its response, in milliseconds.",
+            min=0,
+        ),
     ] = 0,
     rate_limit: Annotated[
         int | None,

@@ -2,7 +2,7 @@
 window, latency and fault injection.
 
 Each IdP module subclasses ``IdpSimulator`` with its routes, its error bodies
-and its rate-limit headers. Handlers call ``admit`` first (latency, the
+and its rate-limit headers. Handlers call ``admit`` first (the
 credential, the rate limit) and build their response with ``respond``, which
 applies the faults of the request's target and page.
 """
@@ -26,6 +26,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scim_reconciler.reconcile.connectors.directory import Directory
 from scim_reconciler.simulator.faults import Fault, FaultPlan
@@ -45,7 +46,7 @@ class SimulatorOptions:
 
     # Largest page the simulator returns, whatever page size a client asks for.
     page_size: int | None = None
-    # Added to every response, in milliseconds.
+    # Time from a request's arrival to its response, in milliseconds.
     latency_ms: int = 0
     # Requests allowed per rate-limit window; 0 turns the limit off.
     rate_limit: int | None = None
@@ -53,6 +54,35 @@ class SimulatorOptions:
     # Lifetime of issued OAuth access tokens, in seconds.
     token_lifetime_seconds: int | None = None
     faults: tuple[str, ...] = ()
+
+
+class ResponseTime:
+    """ASGI middleware that starts each response ``seconds`` after its request
+    arrived.
+
+    An IdP's response time includes its own work, so the simulator's work on a
+    request counts towards the latency instead of adding to it.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float, sleep: Sleep) -> None:
+        self.app = app
+        self.seconds = seconds
+        self.sleep = sleep
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        arrived = time.monotonic()
+
+        async def send_late(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                remaining = self.seconds - (time.monotonic() - arrived)
+                if remaining > 0:
+                    await self.sleep(remaining)
+            await send(message)
+
+        await self.app(scope, receive, send_late)
 
 
 @dataclass
@@ -189,8 +219,11 @@ class IdpSimulator(abc.ABC):
         # Requests received, by target. Tests read it to count requests.
         self.request_counts: dict[str, int] = {}
 
-    def app(self) -> Starlette:
-        return Starlette(routes=self.routes())
+    def app(self) -> ASGIApp:
+        routes: ASGIApp = Starlette(routes=self.routes())
+        if not self.options.latency_ms:
+            return routes
+        return ResponseTime(routes, self.options.latency_ms / 1000, self.sleep)
 
     @abc.abstractmethod
     def routes(self) -> list[Route]:
@@ -236,7 +269,7 @@ class IdpSimulator(abc.ABC):
         return self.error(429, "API call exceeded rate limit due to too many requests.")
 
     async def admit(self, request: Request, target: str) -> Response | None:
-        """Apply latency, the credential check and the rate limit.
+        """Apply the credential check and the rate limit.
 
         Returns the response that ends the request, or None to go on.
         """
@@ -248,8 +281,6 @@ class IdpSimulator(abc.ABC):
                 RateWindow(self.rate_limit, self.rate_limit_seconds),
             )
         _request_window.set(window)
-        if self.options.latency_ms:
-            await self.sleep(self.options.latency_ms / 1000)
         if target != "token" and not self.is_authorized(request):
             return self.error(401, "Invalid token provided")
         if window is not None and not window.consume(self.clock()):
