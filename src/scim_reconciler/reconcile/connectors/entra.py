@@ -22,8 +22,6 @@ from typing import Any
 import httpx
 
 from scim_reconciler.errors import (
-    ConnectorConfigError,
-    ConnectorError,
     ConnectorUnavailableError,
     GroupNotFoundError,
 )
@@ -42,6 +40,7 @@ from scim_reconciler.reconcile.connectors.http import (
     IdpHttp,
     Timing,
     new_client,
+    only_match,
 )
 from scim_reconciler.reconcile.connectors.idp_settings import EntraSettings
 from scim_reconciler.reconcile.connectors.profile import IdpProfile, json_body
@@ -164,18 +163,13 @@ class EntraConnector(Connector):
             async for group in self._groups_named(reference)
             if group.name == reference
         ]
-        if not matches:
-            raise GroupNotFoundError(
-                f"Entra ID has no group with id or displayName {reference!r}: fix "
-                "the mapping or the group in Entra ID"
-            )
-        if len(matches) > 1:
-            ids = ", ".join(group.id for group in matches)
-            raise GroupNotFoundError(
-                f"Entra ID has {len(matches)} groups named {reference!r} ({ids}): "
-                "map the group by its object id instead"
-            )
-        return matches[0]
+        return only_match(
+            matches,
+            reference,
+            idp="Entra ID",
+            noun="group",
+            fix="map the group by its object id instead",
+        )
 
     async def _groups_named(self, name: str) -> AsyncIterator[IdpGroup]:
         url: httpx.URL | None = self._url("groups")
@@ -231,19 +225,16 @@ class EntraConnector(Connector):
         return self.http.same_origin(link, self.base_url) if link else None
 
     async def check(self) -> list[str]:
-        problems = []
-        checks: tuple[tuple[str, dict[str, str | int], str], ...] = (
-            ("groups", {"$top": 1, "$select": "id"}, "list groups"),
-            ("users", {"$top": 1, "$select": "id,accountEnabled"}, "read users"),
+        return await self.http.check_access(
+            [
+                (self._url("groups"), {"$top": 1, "$select": "id"}, "list groups"),
+                (
+                    self._url("users"),
+                    {"$top": 1, "$select": "id,accountEnabled"},
+                    "read users",
+                ),
+            ]
         )
-        for path, params, action in checks:
-            try:
-                await self.http.get_json(self._url(path), params)
-            except ConnectorError as exc:
-                problems.append(f"cannot {action}: {exc}")
-                if isinstance(exc, ConnectorConfigError):
-                    break  # a rejected credential fails every other request too
-        return problems
 
     async def close(self) -> None:
         if self._owns_client:

@@ -16,13 +16,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
+from scim_reconciler.errors import (
+    ConnectorConfigError,
+    ConnectorError,
+    ConnectorUnavailableError,
+    GroupNotFoundError,
+)
 from scim_reconciler.observability import metrics
 from scim_reconciler.reconcile.connectors.failures import (
     RetryOutcome,
@@ -36,6 +42,7 @@ from scim_reconciler.reconcile.connectors.failures import (
 from scim_reconciler.reconcile.connectors.idp_settings import IdpApiSettings
 from scim_reconciler.reconcile.connectors.profile import IdpProfile
 from scim_reconciler.reconcile.connectors.ratelimit import RateLimitBudget
+from scim_reconciler.reconcile.model import IdpGroup
 
 if TYPE_CHECKING:
     from scim_reconciler.reconcile.connectors.auth import Authenticator
@@ -343,3 +350,53 @@ class IdpHttp:
             return target
         logger.debug("Moving %s paging link onto %s", self.profile.name, base.host)
         return base.copy_with(raw_path=target.raw_path)
+
+    def list_body(self, body: Any, listing: str) -> list[Any]:
+        """Return a JSON list body, or raise for any other shape."""
+        if not isinstance(body, list):
+            raise ConnectorUnavailableError(
+                f"{self.profile.name} returned {type(body).__name__} instead of a "
+                f"list for {listing}. Check base_url, and retry later if it persists."
+            )
+        return body
+
+    async def check_access(
+        self, checks: Iterable[tuple[httpx.URL, Mapping[str, str | int], str]]
+    ) -> list[str]:
+        """Send one small request per check; return a problem for each that fails.
+
+        Each check is a URL, its query and the action it proves, such as "list
+        groups". A rejected credential ends the checks, because it fails every
+        other request too.
+        """
+        problems = []
+        for url, params, action in checks:
+            try:
+                await self.get_json(url, params)
+            except ConnectorError as exc:
+                problems.append(f"cannot {action}: {exc}")
+                if isinstance(exc, ConnectorConfigError):
+                    break
+        return problems
+
+
+def only_match(
+    matches: list[IdpGroup], reference: str, *, idp: str, noun: str, fix: str
+) -> IdpGroup:
+    """Return the one group that a name reference found.
+
+    ``noun`` names what the IdP calls a group ("group", "role"), and ``fix``
+    says how to map a duplicate name instead, for example "map the group by
+    its id instead".
+    """
+    if not matches:
+        raise GroupNotFoundError(
+            f"{idp} has no {noun} with id or name {reference!r}: fix the mapping "
+            f"or the {noun} in {idp}"
+        )
+    if len(matches) > 1:
+        ids = ", ".join(group.id for group in matches)
+        raise GroupNotFoundError(
+            f"{idp} has {len(matches)} {noun}s named {reference!r} ({ids}): {fix}"
+        )
+    return matches[0]

@@ -20,9 +20,6 @@ from typing import Any
 import httpx
 
 from scim_reconciler.errors import (
-    ConnectorConfigError,
-    ConnectorError,
-    ConnectorUnavailableError,
     GroupNotFoundError,
 )
 from scim_reconciler.reconcile.connectors.auth import (
@@ -37,6 +34,7 @@ from scim_reconciler.reconcile.connectors.http import (
     IdpHttp,
     Timing,
     new_client,
+    only_match,
 )
 from scim_reconciler.reconcile.connectors.idp_settings import OktaSettings
 from scim_reconciler.reconcile.connectors.profile import (
@@ -204,25 +202,20 @@ class OktaConnector(Connector):
             async for group in self._groups(f'profile.name eq "{escaped}"')
             if group.name == reference
         ]
-        if not matches:
-            raise GroupNotFoundError(
-                f"Okta has no group with id or name {reference!r}: fix the mapping "
-                "or the group in Okta"
-            )
-        if len(matches) > 1:
-            ids = ", ".join(group.id for group in matches)
-            raise GroupNotFoundError(
-                f"Okta has {len(matches)} groups named {reference!r} ({ids}): map "
-                "the group by its id instead"
-            )
-        return matches[0]
+        return only_match(
+            matches,
+            reference,
+            idp="Okta",
+            noun="group",
+            fix="map the group by its id instead",
+        )
 
     async def _groups(self, search: str) -> AsyncIterator[IdpGroup]:
         url: httpx.URL | None = self.base_url.join("/api/v1/groups")
         params: dict[str, str | int] | None = {"search": search}
         while url is not None:
             response = await self.http.get_json(url, params)
-            for item in _list_body(response.body, "group search"):
+            for item in self.http.list_body(response.body, "group search"):
                 yield _group_of(item)
             url, params = self._next(response.links), None
 
@@ -235,7 +228,7 @@ class OktaConnector(Connector):
                 params,
                 not_found=f"Okta group {group.name!r} ({group.id}) no longer exists",
             )
-            items = _list_body(response.body, f"members of group {group.id}")
+            items = self.http.list_body(response.body, f"members of group {group.id}")
             yield [self._user_of(item) for item in items]
             url, params = self._next(response.links), None
 
@@ -258,28 +251,13 @@ class OktaConnector(Connector):
         )
 
     async def check(self) -> list[str]:
-        problems = []
-        for path, action in (
-            ("/api/v1/groups", "list groups"),
-            ("/api/v1/users", "read users"),
-        ):
-            try:
-                await self.http.get_json(self.base_url.join(path), {"limit": 1})
-            except ConnectorError as exc:
-                problems.append(f"cannot {action}: {exc}")
-                if isinstance(exc, ConnectorConfigError):
-                    break  # a rejected credential fails every other request too
-        return problems
+        return await self.http.check_access(
+            [
+                (self.base_url.join("/api/v1/groups"), {"limit": 1}, "list groups"),
+                (self.base_url.join("/api/v1/users"), {"limit": 1}, "read users"),
+            ]
+        )
 
     async def close(self) -> None:
         if self._owns_client:
             await self.http.client.aclose()
-
-
-def _list_body(body: Any, listing: str) -> list[Any]:
-    if not isinstance(body, list):
-        raise ConnectorUnavailableError(
-            f"Okta returned {type(body).__name__} instead of a list for {listing}. "
-            "Check base_url, and retry later if it persists."
-        )
-    return body

@@ -20,9 +20,6 @@ from typing import Any
 import httpx
 
 from scim_reconciler.errors import (
-    ConnectorConfigError,
-    ConnectorError,
-    ConnectorUnavailableError,
     GroupNotFoundError,
 )
 from scim_reconciler.reconcile.connectors.auth import ClientCredentials
@@ -33,6 +30,7 @@ from scim_reconciler.reconcile.connectors.http import (
     JsonResponse,
     Timing,
     new_client,
+    only_match,
 )
 from scim_reconciler.reconcile.connectors.idp_settings import OneLoginSettings
 from scim_reconciler.reconcile.connectors.profile import (
@@ -193,28 +191,25 @@ class OneLoginConnector(Connector):
         async for response in self._pages(self.base_url.join("/api/2/roles"), params):
             matches.extend(
                 role
-                for role in map(_role_of, _list_body(response.body, "role search"))
+                for role in map(
+                    _role_of, self.http.list_body(response.body, "role search")
+                )
                 if role.name == reference
             )
-        if not matches:
-            raise GroupNotFoundError(
-                f"OneLogin has no role with id or name {reference!r}: fix the "
-                "mapping or the role in OneLogin"
-            )
-        if len(matches) > 1:
-            ids = ", ".join(role.id for role in matches)
-            raise GroupNotFoundError(
-                f"OneLogin has {len(matches)} roles named {reference!r} ({ids}): "
-                "map the role by its id instead"
-            )
-        return matches[0]
+        return only_match(
+            matches,
+            reference,
+            idp="OneLogin",
+            noun="role",
+            fix="map the role by its id instead",
+        )
 
     async def members(self, group: IdpGroup) -> AsyncIterator[MemberPage]:
         url = self.base_url.join(f"/api/2/roles/{group.id}/users")
         params: dict[str, str | int] = {"limit": self.settings.page_size}
         not_found = f"OneLogin role {group.name!r} ({group.id}) no longer exists"
         async for response in self._pages(url, params, not_found=not_found):
-            listed = _list_body(response.body, f"users of role {group.id}")
+            listed = self.http.list_body(response.body, f"users of role {group.id}")
             ids = [str(item["id"]) for item in listed]
             yield await self._users(ids) if ids else []
 
@@ -227,7 +222,7 @@ class OneLoginConnector(Connector):
         }
         found: dict[str, IdpUser] = {}
         async for response in self._pages(self.base_url.join("/api/2/users"), params):
-            for item in _list_body(response.body, "user details"):
+            for item in self.http.list_body(response.body, "user details"):
                 user = self._user_of(item)
                 found[user.id] = user
         missing = [user_id for user_id in ids if user_id not in found]
@@ -274,18 +269,12 @@ class OneLoginConnector(Connector):
         )
 
     async def check(self) -> list[str]:
-        problems = []
-        for path, action in (
-            ("/api/2/roles", "list roles"),
-            ("/api/2/users", "read users"),
-        ):
-            try:
-                await self.http.get_json(self.base_url.join(path), {"limit": 1})
-            except ConnectorError as exc:
-                problems.append(f"cannot {action}: {exc}")
-                if isinstance(exc, ConnectorConfigError):
-                    break  # a rejected credential fails every other request too
-        return problems
+        return await self.http.check_access(
+            [
+                (self.base_url.join("/api/2/roles"), {"limit": 1}, "list roles"),
+                (self.base_url.join("/api/2/users"), {"limit": 1}, "read users"),
+            ]
+        )
 
     async def close(self) -> None:
         if self._owns_client:
@@ -294,12 +283,3 @@ class OneLoginConnector(Connector):
 
 def _role_of(item: Any) -> IdpGroup:
     return IdpGroup(id=str(item["id"]), name=str(item.get("name") or item["id"]))
-
-
-def _list_body(body: Any, listing: str) -> list[Any]:
-    if not isinstance(body, list):
-        raise ConnectorUnavailableError(
-            f"OneLogin returned {type(body).__name__} instead of a list for {listing}. "
-            "Check base_url, and retry later if it persists."
-        )
-    return body
