@@ -1,4 +1,5 @@
-"""The ASGI application: SCIM under /scim/v2, health checks and metrics."""
+"""The ASGI application: SCIM under /scim/v2, the admin API under /admin/v1,
+health checks and metrics."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from scim_reconciler import __version__
+from scim_reconciler.admin.api import install_problem_handlers
+from scim_reconciler.admin.api import router as admin_api_router
 from scim_reconciler.admin.throttle import SignInThrottle
 from scim_reconciler.db.engine import Database
 from scim_reconciler.db.migrate import prepare_database
 from scim_reconciler.health import router as health_router
-from scim_reconciler.lifecycle import DrainingScheduler, Shutdown
+from scim_reconciler.lifecycle import DrainingScheduler, RequestedRuns, Shutdown
 from scim_reconciler.observability.requests import RequestObservabilityMiddleware
 from scim_reconciler.reconcile.runs import Reconciler
 from scim_reconciler.scim.errors import install_handlers
@@ -31,9 +34,10 @@ def process_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-async def start_scheduler(
+async def start_reconciler(
     settings: Settings, database: Database, shutdown: Shutdown
-) -> DrainingScheduler:
+) -> Reconciler:
+    """Make the process's reconciler and mark runs an earlier stop interrupted."""
     secret_key = settings.secret_key.get_secret_value() if settings.secret_key else None
     reconciler = Reconciler(
         database,
@@ -44,6 +48,12 @@ async def start_scheduler(
     recovered = await reconciler.recover()
     if recovered:
         logger.warning("Marked %d runs interrupted by an earlier stop", recovered)
+    return reconciler
+
+
+async def start_scheduler(
+    settings: Settings, database: Database, reconciler: Reconciler
+) -> DrainingScheduler:
     scheduler = DrainingScheduler(
         database, reconciler, settings.scheduler_refresh_seconds
     )
@@ -71,9 +81,12 @@ def create_app(
         app.state.database = database or await prepare_database(
             settings, run_migrations=settings.migrate_on_start
         )
+        reconciler = await start_reconciler(settings, app.state.database, stop)
+        app.state.reconciler = reconciler
+        requested_runs = app.state.requested_runs = RequestedRuns(reconciler)
         scheduler = None
         if settings.scheduler_enabled:
-            scheduler = await start_scheduler(settings, app.state.database, stop)
+            scheduler = await start_scheduler(settings, app.state.database, reconciler)
             stop.on_request(scheduler.stop_scheduling)
         app.state.scheduler = scheduler
         logger.info(
@@ -86,8 +99,10 @@ def create_app(
         finally:
             stop.request()
             logger.info("Service stopping")
+            draining = [requested_runs.drain(stop.remaining_seconds())]
             if scheduler is not None:
-                await scheduler.drain(stop.remaining_seconds())
+                draining.append(scheduler.drain(stop.remaining_seconds()))
+            await asyncio.gather(*draining)
             if owned:
                 await app.state.database.dispose()
             logger.info("Service stopped")
@@ -107,7 +122,9 @@ def create_app(
     if database is not None:
         app.state.database = database
     install_handlers(app)
+    install_problem_handlers(app)
     app.include_router(scim_router)
     app.include_router(health_router)
+    app.include_router(admin_api_router)
     app.add_middleware(RequestObservabilityMiddleware)
     return app

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
+from typing import Any
 
 from apscheduler.schedulers.base import STATE_RUNNING
 
 from scim_reconciler.db.engine import Database
-from scim_reconciler.reconcile.runs import Reconciler
+from scim_reconciler.db.models import Run
+from scim_reconciler.reconcile.runs import Reconciler, RunReport, RunRequest
 from scim_reconciler.reconcile.scheduler import ReconcileScheduler
 
 logger = logging.getLogger(__name__)
@@ -114,25 +116,87 @@ class DrainingScheduler(ReconcileScheduler):
         self.stop_scheduling()
         pending = set(self.run_tasks)
         if pending:
-            await self._wait_or_cancel(pending, timeout_seconds)
+            await wait_or_cancel(pending, timeout_seconds)
         self.shutdown()
 
-    async def _wait_or_cancel(
-        self, pending: set[asyncio.Task[object]], timeout_seconds: float
-    ) -> None:
-        logger.info(
-            "Waiting up to %.1f s for %d running reconciliations to stop",
-            timeout_seconds,
-            len(pending),
+
+async def wait_or_cancel(
+    pending: Set[asyncio.Task[Any]], timeout_seconds: float
+) -> None:
+    """Wait for running reconciliations; cancel those left after the timeout."""
+    logger.info(
+        "Waiting up to %.1f s for %d running reconciliations to stop",
+        timeout_seconds,
+        len(pending),
+    )
+    _done, late = await asyncio.wait(pending, timeout=timeout_seconds)
+    if not late:
+        return
+    logger.error(
+        "Cancelled %d reconciliations still running at the end of the grace "
+        "period; the next start marks them interrupted",
+        len(late),
+    )
+    for task in late:
+        task.cancel()
+    await asyncio.wait(late, timeout=CANCEL_WAIT_SECONDS)
+
+
+class RequestedRuns:
+    """Runs started by admin API requests, each an asyncio task of this process.
+
+    A request waits only until the run is recorded, so it can return the run's
+    id while the run goes on. Shutdown drains these runs like scheduled ones.
+    """
+
+    def __init__(self, reconciler: Reconciler) -> None:
+        self.reconciler = reconciler
+        self._tasks: set[asyncio.Task[RunReport]] = set()
+        self._by_run: dict[str, asyncio.Task[RunReport]] = {}
+
+    async def start(
+        self, slug: str, request: RunRequest
+    ) -> tuple[Run, asyncio.Task[RunReport]]:
+        """Start a run and return its record once stored, with its task.
+
+        Raises what the run raises before its record exists: NotFoundError for
+        an unknown organization or a missing connector, RunInProgressError when
+        another run has the organization's lock.
+        """
+        started: asyncio.Future[Run] = asyncio.get_running_loop().create_future()
+
+        def on_start(run: Run) -> None:
+            self._by_run[run.id] = task
+            started.set_result(run)
+
+        task = asyncio.create_task(
+            self.reconciler.run(slug, request, on_start=on_start),
+            name=f"requested run of org {slug}",
         )
-        _done, late = await asyncio.wait(pending, timeout=timeout_seconds)
-        if not late:
-            return
-        logger.error(
-            "Cancelled %d reconciliations still running at the end of the grace "
-            "period; the next start marks them interrupted",
-            len(late),
-        )
-        for task in late:
-            task.cancel()
-        await asyncio.wait(late, timeout=CANCEL_WAIT_SECONDS)
+        self._tasks.add(task)
+        task.add_done_callback(self._forget)
+        waiting: set[asyncio.Future[Any]] = {started, task}
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        if started.done():
+            return started.result(), task
+        # The run ended before its record was stored: re-raise why.
+        task.result()
+        raise RuntimeError(f"the run of org {slug} ended without a record")
+
+    def task_of(self, run_id: str) -> asyncio.Task[RunReport] | None:
+        """Return the task of a run that this process is running, or None."""
+        return self._by_run.get(run_id)
+
+    def _forget(self, task: asyncio.Task[RunReport]) -> None:
+        self._tasks.discard(task)
+        for run_id in [key for key, value in self._by_run.items() if value is task]:
+            del self._by_run[run_id]
+        if not task.cancelled():
+            # Marks the exception as retrieved: the reconciler logged it already.
+            task.exception()
+
+    async def drain(self, timeout_seconds: float) -> None:
+        """Wait for the running runs; cancel those left after the timeout."""
+        pending = set(self._tasks)
+        if pending:
+            await wait_or_cancel(pending, timeout_seconds)

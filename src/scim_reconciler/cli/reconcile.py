@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
-from sqlalchemy import select
 
 from scim_reconciler.cli.common import (
     JsonOption,
@@ -22,16 +21,9 @@ from scim_reconciler.cli.common import (
     settings,
     when,
 )
-from scim_reconciler.clock import utcnow
 from scim_reconciler.db.engine import Database
-from scim_reconciler.db.models import ConnectorConfig, Organization, RunTrigger
-from scim_reconciler.errors import InvalidInputError
+from scim_reconciler.db.models import RunTrigger
 from scim_reconciler.reconcile import secrets
-from scim_reconciler.reconcile.connectors.registry import (
-    build_connector,
-    masked,
-    parse_config,
-)
 from scim_reconciler.reconcile.model import Change, Plan
 from scim_reconciler.reconcile.runs import (
     Reconciler,
@@ -40,7 +32,8 @@ from scim_reconciler.reconcile.runs import (
     list_runs,
     load_run,
 )
-from scim_reconciler.services import organizations
+from scim_reconciler.services import connectors, organizations
+from scim_reconciler.services.organizations import OPERATOR
 
 connector_app = typer.Typer(
     help="Configure how an organization's IdP is read.", no_args_is_help=True
@@ -125,27 +118,15 @@ def connector_set(
     raw.update({key: value for key, value in options.items() if value is not None})
     if "kind" not in raw:
         raise fail("give the connector kind: --kind file, or a --config file with kind")
-    try:
-        parsed = parse_config(raw, _secret_key())
-    except InvalidInputError as exc:
-        raise fail(str(exc)) from None
+    secret_key = _secret_key()
 
     async def work(database: Database) -> dict[str, Any]:
         async with database.write() as session:
             organization = await organizations.get_organization(session, org)
-            row = await session.get(ConnectorConfig, organization.id)
-            if row is None:
-                row = ConnectorConfig(org_id=organization.id)
-                session.add(row)
-            row.kind = parsed.kind
-            row.config = parsed.config
-            row.enabled = parsed.run.enabled
-            row.interval_seconds = parsed.run.interval_seconds
-            row.jitter_seconds = parsed.run.jitter_seconds
-            row.max_deactivations = parsed.run.max_deactivations
-            row.max_deactivation_percent = parsed.run.max_deactivation_percent
-            row.updated_at = utcnow()
-            return _connector_json(org, row)
+            row = await connectors.set_connector(
+                session, organization, raw, secret_key, actor=OPERATOR
+            )
+            return connectors.view(organization, row).as_dict()
 
     shown = run(work)
     if as_json:
@@ -154,33 +135,11 @@ def connector_set(
         out.print(f"Connector of {org} set: kind {shown['kind']}.")
 
 
-def _connector_json(org: str, row: ConnectorConfig) -> dict[str, Any]:
-    return {
-        "org": org,
-        "kind": row.kind,
-        "config": masked(row.kind, row.config),
-        "enabled": row.enabled,
-        "interval_seconds": row.interval_seconds,
-        "jitter_seconds": row.jitter_seconds,
-        "max_deactivations": row.max_deactivations,
-        "max_deactivation_percent": row.max_deactivation_percent,
-        "last_check_at": row.last_check_at,
-        "last_check_problems": row.last_check_problems,
-    }
-
-
-async def _connector_row(
-    database: Database, org: str
-) -> tuple[Organization, ConnectorConfig]:
+async def _connector_view(database: Database, org: str) -> dict[str, Any]:
     async with database.read() as session:
         organization = await organizations.get_organization(session, org)
-        row = await session.get(ConnectorConfig, organization.id)
-    if row is None:
-        raise InvalidInputError(
-            f"organization {org!r} has no connector: set one with "
-            f"`scim-reconciler connector set {org} --kind file --path FILE`"
-        )
-    return organization, row
+        row = await connectors.get_connector(session, organization)
+        return connectors.view(organization, row).as_dict()
 
 
 @connector_app.command("show")
@@ -188,8 +147,7 @@ def connector_show(org: str, as_json: JsonOption = False) -> None:
     """Show an organization's connector, with secrets masked."""
 
     async def work(database: Database) -> dict[str, Any]:
-        _organization, row = await _connector_row(database, org)
-        return _connector_json(org, row)
+        return await _connector_view(database, org)
 
     shown = run(work)
     if as_json:
@@ -223,46 +181,10 @@ def connector_check(org: str, as_json: JsonOption = False) -> None:
     secret_key = _secret_key()
 
     async def work(database: Database) -> list[str]:
-        organization, row = await _connector_row(database, org)
         async with database.read() as session:
-            from scim_reconciler.db.models import RoleMapping
-
-            references = sorted(
-                set(
-                    (
-                        await session.scalars(
-                            select(RoleMapping.group).where(
-                                RoleMapping.org_id == organization.id
-                            )
-                        )
-                    ).all()
-                )
-            )
-        problems: list[str] = []
-        try:
-            connector = build_connector(row.kind, row.config, secret_key)
-        except Exception as exc:  # every configuration problem is reported, not raised
-            return [str(exc)]
-        try:
-            problems.extend(await connector.check())
-            for reference in references:
-                try:
-                    await connector.resolve_group(reference)
-                except Exception as exc:
-                    problems.append(f"mapped group {reference!r}: {exc}")
-        finally:
-            await connector.close()
-        if not references:
-            problems.append(
-                "no group is mapped to a role: add one with "
-                f"`scim-reconciler mapping add {org}`"
-            )
-        async with database.write() as session:
-            stored = await session.get(ConnectorConfig, organization.id)
-            assert stored is not None
-            stored.last_check_at = utcnow()
-            stored.last_check_problems = problems
-        return problems
+            organization = await organizations.get_organization(session, org)
+        result = await connectors.check_connector(database, organization, secret_key)
+        return result.problems
 
     problems = run(work)
     if as_json:

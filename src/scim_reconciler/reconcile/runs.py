@@ -149,8 +149,13 @@ class Reconciler:
         request: RunRequest,
         progress: Progress | None = None,
         on_plan: Callable[[Plan], None] | None = None,
+        *,
+        on_start: Callable[[Run], None] | None = None,
     ) -> RunReport:
-        """Run one reconciliation; ``on_plan`` gets the guarded plan before apply."""
+        """Run one reconciliation; ``on_plan`` gets the guarded plan before apply.
+
+        ``on_start`` gets the run once its record is stored, before the snapshot.
+        """
         org, config = await self._organization(slug)
         lock = run_lock(self.database, org.id)
         if not await lock.try_acquire():
@@ -160,7 +165,9 @@ class Reconciler:
             )
         try:
             await self._interrupt_stale(org.id)
-            return await self._run_locked(org, config, request, progress, on_plan)
+            return await self._run_locked(
+                org, config, request, progress, on_plan, on_start
+            )
         finally:
             await lock.release()
 
@@ -210,6 +217,7 @@ class Reconciler:
         request: RunRequest,
         progress: Progress | None,
         on_plan: Callable[[Plan], None] | None,
+        on_start: Callable[[Run], None] | None = None,
     ) -> RunReport:
         run = Run(
             id=str(uuid.uuid4()),
@@ -228,6 +236,8 @@ class Reconciler:
         )
         async with self.database.write() as session:
             session.add(run)
+        if on_start is not None:
+            on_start(run)
         log = logging.LoggerAdapter(logger, {"org": org.slug, "run": run.id})
         with run_log_context(org.slug, run.id):
             log.info(

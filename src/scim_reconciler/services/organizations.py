@@ -8,9 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scim_reconciler.clock import utcnow
-from scim_reconciler.db.models import Organization, Plan
+from scim_reconciler.db.models import Organization, Plan, Source
 from scim_reconciler.errors import ConflictError, InvalidInputError, NotFoundError
+from scim_reconciler.services import audit
 
+OPERATOR = "operator"
 SLUG_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
@@ -25,7 +27,7 @@ def parse_plan(value: str) -> Plan:
 
 
 async def create_organization(
-    session: AsyncSession, slug: str, name: str, plan: Plan
+    session: AsyncSession, slug: str, name: str, plan: Plan, *, actor: str = OPERATOR
 ) -> Organization:
     if not SLUG_PATTERN.match(slug):
         raise InvalidInputError(
@@ -42,6 +44,16 @@ async def create_organization(
     )
     session.add(organization)
     await session.flush()
+    audit.record(
+        session,
+        org_id=organization.id,
+        source=Source.admin,
+        action="organization_created",
+        resource_type="Organization",
+        resource_id=organization.slug,
+        actor=actor,
+        details={"name": organization.name, "plan": plan.value},
+    )
     return organization
 
 
@@ -59,7 +71,21 @@ async def list_organizations(session: AsyncSession) -> list[Organization]:
     return list((await session.scalars(select(Organization).order_by("slug"))).all())
 
 
-async def change_plan(session: AsyncSession, slug: str, plan: Plan) -> Organization:
+async def change_plan(
+    session: AsyncSession, slug: str, plan: Plan, *, actor: str = OPERATOR
+) -> Organization:
     organization = await get_organization(session, slug)
+    before = organization.plan
     organization.plan = plan
+    if plan is not before:
+        audit.record(
+            session,
+            org_id=organization.id,
+            source=Source.admin,
+            action="plan_changed",
+            resource_type="Organization",
+            resource_id=organization.slug,
+            actor=actor,
+            details={"before": before.value, "after": plan.value},
+        )
     return organization

@@ -87,7 +87,14 @@ async def create_token(
     expires_in_days: int,
     created_by: str = OPERATOR,
     source: Source = Source.admin,
+    creator_authenticated: bool = False,
 ) -> NewToken:
+    """Generate a token; the secret is in the result and nowhere else.
+
+    ``created_by`` must be the operator or an active global administrator of
+    the organization, unless ``creator_authenticated`` is true because the caller
+    authenticated the creator itself (the admin API, with a key).
+    """
     if not organization.plan.allows_scim:
         raise NotAllowedError(
             f"organization {organization.slug!r} is on the {organization.plan.value} "
@@ -104,7 +111,8 @@ async def create_token(
             f"expiration of {expires_in_days} days is not valid: give 1 to "
             f"{MAX_EXPIRY_DAYS} days"
         )
-    await _check_creator(session, organization, created_by)
+    if not creator_authenticated:
+        await _check_creator(session, organization, created_by)
 
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()

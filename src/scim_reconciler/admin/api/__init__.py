@@ -1,0 +1,16 @@
+"""The HTTP admin API under /admin/v1, for operators and organization admins.
+
+``router`` contains every endpoint; ``install_problem_handlers`` makes their errors
+problem details (RFC 9457). docs/admin-api.md describes the API.
+"""
+
+from fastapi import APIRouter
+
+from . import access, connector, organizations, runs, users
+from .problems import PREFIX, install_problem_handlers
+
+router = APIRouter(prefix=PREFIX, tags=["admin"])
+for module in (organizations, access, connector, runs, users):
+    router.include_router(module.router)
+
+__all__ = ["install_problem_handlers", "router"]
