@@ -16,6 +16,7 @@ from scim_reconciler import __version__
 from scim_reconciler.admin.api import install_problem_handlers
 from scim_reconciler.admin.api import router as admin_api_router
 from scim_reconciler.admin.throttle import SignInThrottle
+from scim_reconciler.console.routes import router as console_router
 from scim_reconciler.db.engine import Database
 from scim_reconciler.db.migrate import prepare_database
 from scim_reconciler.health import router as health_router
@@ -126,5 +127,6 @@ def create_app(
     app.include_router(scim_router)
     app.include_router(health_router)
     app.include_router(admin_api_router)
+    app.include_router(console_router)
     app.add_middleware(RequestObservabilityMiddleware)
     return app

@@ -1,0 +1,2 @@
+"""The admin console: server-rendered pages under /console for operators and
+organization admins."""
