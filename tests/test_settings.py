@@ -111,3 +111,12 @@ def test_log_level_is_checked_and_normalized() -> None:
     assert Settings(log_level="debug").log_level == "DEBUG"
     with pytest.raises(ValueError, match="use one of DEBUG"):
         Settings(log_level="loud")
+
+
+def test_forwarded_allow_ips_are_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SCIM_RECONCILER_FORWARDED_ALLOW_IPS", "10.0.0.0/8, 192.0.2.1")
+    assert load_settings().forwarded_allow_ips == ["10.0.0.0/8", "192.0.2.1"]
+
+    monkeypatch.setenv("SCIM_RECONCILER_FORWARDED_ALLOW_IPS", "proxy.internal")
+    with pytest.raises(SettingsError, match=r"'proxy\.internal' is not an IP address"):
+        load_settings()

@@ -44,7 +44,10 @@ def run_server(settings: Settings, host: str, port: int) -> None:
         # The application logs each SCIM request with its id.
         access_log=False,
         server_header=False,
-        proxy_headers=False,
+        # Forwarded headers only from the proxies the settings name: anyone
+        # else could choose the address that sign-in throttling counts.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
     GracefulServer(config, shutdown).run()

@@ -11,6 +11,7 @@ file wins over the TOML file.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -148,6 +149,12 @@ class Settings(BaseSettings):
         "`scim-reconciler operator-key new` makes a key and its hash. In the "
         "environment: a JSON list or hashes separated by commas.",
     )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses or networks of the proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto headers `serve` trusts, for the client address "
+        "(sign-in throttling, logs) and the scheme; empty trusts none.",
+    )
     admin_session_minutes: int = Field(
         default=480,
         ge=5,
@@ -175,9 +182,9 @@ class Settings(BaseSettings):
             )
         return value.rstrip("/")
 
-    @field_validator("operator_key_hashes", mode="before")
+    @field_validator("operator_key_hashes", "forwarded_allow_ips", mode="before")
     @classmethod
-    def _split_key_hashes(cls, value: Any) -> Any:
+    def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str):
             text = value.strip()
             if text.startswith("["):
@@ -198,6 +205,23 @@ class Settings(BaseSettings):
                     "prints them, never the key itself"
                 )
         return hashes
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        proxies = [item.strip() for item in value]
+        for item in proxies:
+            if item == "*":
+                continue
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"forwarded_allow_ips entry {item!r} is not an IP address or "
+                    "network: give addresses such as 10.0.0.5 or 10.0.0.0/8, or * "
+                    "to trust every peer"
+                ) from None
+        return proxies
 
     @field_validator("log_level")
     @classmethod

@@ -68,8 +68,8 @@ def settings_of(request: Request) -> Settings:
 
 
 def client_address(request: Request) -> str:
-    # NOTE: serve reads no X-Forwarded-For, so behind a proxy this is the
-    # proxy's address, and every admin behind it shares one sign-in throttle.
+    # The peer's address, or the X-Forwarded-For address when the peer is a
+    # proxy that forwarded_allow_ips names (uvicorn rewrites the scope).
     return request.client.host if request.client else "unknown"
 
 
