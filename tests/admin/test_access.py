@@ -231,7 +231,9 @@ def test_key_hashes_reject_plain_key(
     assert key not in str(raised.value)
 
 
-def test_admin_key_commands(database_url: str, tmp_path: Path) -> None:
+def test_admin_key_commands(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
     created = run_cli(
         database_url, tmp_path, "org", "create", "acme", "--name", "A", "--plan", "free"
     )

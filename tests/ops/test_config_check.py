@@ -85,11 +85,12 @@ def test_invalid_values_name_setting_and_fix(
     code, _stdout, stderr = check()
 
     assert code == 1
-    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 2, stderr
-    port = next(line for line in lines if "SCIM_RECONCILER_PORT" in line)
+    # Rich may wrap a long message, so the errors are compared unwrapped.
+    errors = " ".join(stderr.split()).split("error: ")[1:]
+    assert len(errors) == 2, stderr
+    port = next(error for error in errors if "SCIM_RECONCILER_PORT" in error)
     assert "expected: TCP port" in port
-    level = next(line for line in lines if "SCIM_RECONCILER_LOG_LEVEL" in line)
+    level = next(error for error in errors if "SCIM_RECONCILER_LOG_LEVEL" in error)
     assert "use one of DEBUG, INFO" in level
 
 

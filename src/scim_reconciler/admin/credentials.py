@@ -11,8 +11,9 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, select
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scim_reconciler.clock import utcnow
@@ -107,8 +108,7 @@ async def revoke_credential(
             f"{organization.slug!r}: `scim-reconciler admin-key list "
             f"{organization.slug}` shows the credential ids"
         )
-    if credential.revoked_at is None:
-        credential.revoked_at = utcnow()
+    if credential.revoked_at is None and await _set_revoked(session, credential):
         await session.execute(
             delete(AdminSession).where(AdminSession.credential_id == credential.id)
         )
@@ -123,3 +123,23 @@ async def revoke_credential(
             details={"name": credential.name},
         )
     return credential
+
+
+async def _set_revoked(session: AsyncSession, credential: AdminCredential) -> bool:
+    """Revoke a credential unless a concurrent request did; return whether this did.
+
+    The condition on revoked_at makes concurrent revocations write, and audit,
+    once. Either way ``credential`` ends with the stored time.
+    """
+    result = await session.execute(
+        update(AdminCredential)
+        .where(
+            AdminCredential.id == credential.id,
+            AdminCredential.revoked_at.is_(None),
+        )
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(credential, ["revoked_at"])
+    changed: int = cast(CursorResult[Any], result).rowcount
+    return changed == 1

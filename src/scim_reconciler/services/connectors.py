@@ -35,6 +35,8 @@ from scim_reconciler.services import audit
 # Kinds that read a file on the service's host. Only an operator may set them,
 # because the path is read with the service's own permissions.
 HOST_FILE_KINDS = frozenset({"file"})
+# Keys of the IdP kinds that contain an address the service sends requests to.
+URL_KEYS = ("base_url", "login_url")
 
 
 @dataclass(frozen=True)
@@ -85,13 +87,18 @@ def view(organization: Organization, row: ConnectorConfig) -> ConnectorView:
 
 
 def check_inline_secrets(raw: dict[str, Any]) -> None:
-    """Reject what only an operator may configure: host files and secret references.
+    """Reject what only an operator may configure: host files, secret references
+    and plain http:// addresses.
 
     A secret given as ``{"env": NAME}`` or ``{"file": PATH}`` is read from the
     service's own environment or files, and the connector sends it to the IdP
     address of the same configuration. An ``{"encrypted": ...}`` value could be
     copied from elsewhere. So an organization admin gives each secret as its
     plain value, which is stored encrypted.
+
+    The service sends the IdP requests from its own network, so an http://
+    address could reach a service there, such as a cloud metadata endpoint.
+    Only operators give one, for the IdP simulator.
     """
     kind = raw.get("kind")
     if kind in HOST_FILE_KINDS:
@@ -99,6 +106,15 @@ def check_inline_secrets(raw: dict[str, Any]) -> None:
             f"connector kind {kind!r} reads a file on the service's host, so only "
             "an operator can set it: choose okta, entra or onelogin"
         )
+    # NOTE: an https:// address on the service's own network still passes;
+    # only the deployment's egress rules keep the service from reaching it.
+    for key in URL_KEYS:
+        url = raw.get(key)
+        if isinstance(url, str) and not url.lower().startswith("https://"):
+            raise InvalidInputError(
+                f"{key} {url!r} is not valid: give an https:// address, because "
+                "only an operator can set an http:// one (for the IdP simulator)"
+            )
     secret_fields = KINDS[kind].secret_fields if kind in KINDS else ()
     for name in secret_fields:
         if isinstance(raw.get(name), dict):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scim_reconciler.clock import utcnow
@@ -66,7 +67,14 @@ async def add_mapping(
         created_at=utcnow().astimezone(UTC),
     )
     session.add(mapping)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        # A concurrent request added the same mapping after the check above.
+        raise ConflictError(
+            f"group {group!r} is mapped to role {role_slug!r} already: list the "
+            "mappings, and remove that one first to change the grant"
+        ) from None
     audit.record(
         session,
         org_id=organization.id,

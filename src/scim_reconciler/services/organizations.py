@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scim_reconciler.clock import utcnow
@@ -43,7 +44,11 @@ async def create_organization(
         slug=slug, name=name.strip(), plan=plan, created_at=utcnow()
     )
     session.add(organization)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError:
+        # A concurrent request created the same slug after the check above.
+        raise ConflictError(f"organization {slug!r} exists already") from None
     audit.record(
         session,
         org_id=organization.id,

@@ -13,8 +13,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from scim_reconciler.clock import utcnow
@@ -171,8 +172,7 @@ async def revoke_token(
             f"token {token_id!r} not found in organization {organization.slug!r}: "
             "`scim-reconciler token list` shows the token ids"
         )
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
+    if token.revoked_at is None and await _set_revoked(session, token):
         audit.record(
             session,
             org_id=organization.id,
@@ -184,6 +184,23 @@ async def revoke_token(
             details={"name": token.name},
         )
     return token
+
+
+async def _set_revoked(session: AsyncSession, token: ScimToken) -> bool:
+    """Revoke a token unless a concurrent request did; return whether this did.
+
+    The condition on revoked_at makes concurrent revocations write, and audit,
+    once. Either way ``token`` ends with the stored time.
+    """
+    result = await session.execute(
+        update(ScimToken)
+        .where(ScimToken.id == token.id, ScimToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    await session.refresh(token, ["revoked_at"])
+    changed: int = cast(CursorResult[Any], result).rowcount
+    return changed == 1
 
 
 async def has_valid_token(session: AsyncSession, org_id: int) -> bool:

@@ -75,6 +75,33 @@ async def test_org_admin_cannot_use_host_files_or_references(
         assert (await session.scalars(select(ConnectorConfig))).all() == []
 
 
+async def test_org_admin_cannot_use_plain_http(
+    acme_admin: httpx.AsyncClient, operator: httpx.AsyncClient, database: Database
+) -> None:
+    """The service, not the admin, sends the requests: a plain http:// address
+    could reach a service on its own network, such as a cloud metadata
+    endpoint, so only an operator may give one (for the IdP simulator)."""
+    okta = {**OKTA, "base_url": "http://169.254.169.254"}
+    entra = {
+        "kind": "entra",
+        "tenant_id": "t",
+        "client_id": "c",
+        "client_secret": "s",
+        "login_url": "http://127.0.0.1:9",
+    }
+
+    okta_response = await acme_admin.put("/organizations/acme/connector", json=okta)
+    entra_response = await acme_admin.put("/organizations/acme/connector", json=entra)
+
+    assert_problem(okta_response, 422, "base_url", "https://", "operator")
+    assert_problem(entra_response, 422, "login_url", "https://", "operator")
+    async with database.read() as session:
+        assert (await session.scalars(select(ConnectorConfig))).all() == []
+    simulator = {**OKTA, "base_url": "http://127.0.0.1:9"}
+    by_operator = await operator.put("/organizations/acme/connector", json=simulator)
+    assert by_operator.status_code == 200, by_operator.text
+
+
 async def test_operator_sets_file_connector(
     operator: httpx.AsyncClient, acme: OrgAdmin, tmp_path: Path
 ) -> None:

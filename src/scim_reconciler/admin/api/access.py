@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
 from sqlalchemy import select
 
 from scim_reconciler.clock import utcnow
@@ -33,6 +35,10 @@ from .schemas import (
 )
 
 router = APIRouter()
+
+# Mapping ids are PostgreSQL integers (int4), so a larger id matches nothing
+# and must not reach the query, where it fails as out of range.
+MAX_MAPPING_ID = 2**31 - 1
 
 
 def token_out(token: ScimToken) -> TokenOut:
@@ -207,7 +213,7 @@ async def add_mapping(
     responses=problem_responses(401, 404, 422, 429),
 )
 async def remove_mapping(
-    mapping_id: int,
+    mapping_id: Annotated[int, Path(le=MAX_MAPPING_ID)],
     organization: OrganizationDep,
     principal: PrincipalDep,
     database: DatabaseDep,

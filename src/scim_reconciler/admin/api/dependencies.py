@@ -62,7 +62,18 @@ def _client(request: Request) -> str:
 
 
 def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization")
+    headers = request.headers.getlist("authorization")
+    if len(headers) > 1:
+        # Authorization carries one credential, and which of several headers a
+        # proxy or framework reads is not defined, so none of them counts.
+        raise ApiProblem(
+            401,
+            "unauthorized",
+            f"the request has {len(headers)} Authorization headers: send exactly "
+            "one, 'Authorization: Bearer KEY'",
+            headers=CHALLENGE,
+        )
+    header = headers[0] if headers else None
     if not header:
         raise ApiProblem(
             401,
@@ -89,22 +100,20 @@ async def authenticate(
     """Return the principal of the request's key, or raise 401 or 429."""
     throttle: SignInThrottle = request.app.state.sign_in_throttle
     client = _client(request)
-    wait = throttle.retry_after(client)
-    if wait is not None:
-        seconds = math.ceil(wait)
-        raise ApiProblem(
-            429,
-            "too-many-requests",
-            f"too many failed authentications from {client}: wait {seconds} "
-            "seconds, then try again with a valid key",
-            headers={"Retry-After": str(seconds)},
-        )
+    _check_throttle(throttle, client)
     secret = _bearer(request)
     async with database.read() as session:
         principal = await authenticate_secret(session, settings, secret)
         stale = principal is not None and await _use_is_stale(session, principal)
+
+    # Requests sent at once all pass the check above before any of them fails,
+    # so check again: failures counted meanwhile turn this response into 429,
+    # valid key or not, so at most sign_in_max_failures keys get 200 or 401.
     if principal is None:
+        blocked = throttle.retry_after(client)
         throttle.failed(client)
+        if blocked is not None:
+            raise _too_many(client, blocked)
         # The key is never logged, not even in part.
         logger.warning(
             "Admin API authentication failed from %s on %s %s",
@@ -119,11 +128,29 @@ async def authenticate(
             "admin credential that has not been revoked",
             headers=CHALLENGE,
         )
+    _check_throttle(throttle, client)
     throttle.succeeded(client)
     if stale:
         async with database.write() as session:
             await record_use(session, principal)
     return principal
+
+
+def _too_many(client: str, wait: float) -> ApiProblem:
+    seconds = math.ceil(wait)
+    return ApiProblem(
+        429,
+        "too-many-requests",
+        f"too many failed authentications from {client}: wait {seconds} "
+        "seconds, then try again with a valid key",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+def _check_throttle(throttle: SignInThrottle, client: str) -> None:
+    wait = throttle.retry_after(client)
+    if wait is not None:
+        raise _too_many(client, wait)
 
 
 async def _use_is_stale(session: AsyncSession, principal: Principal) -> bool:
@@ -196,6 +223,10 @@ async def operator_organization(
 OperatorOrganizationDep = Annotated[Organization, Depends(operator_organization)]
 
 
+# The largest OFFSET that SQLite and PostgreSQL take: a signed 64-bit integer.
+MAX_OFFSET = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class PageRequest:
     offset: int
@@ -204,7 +235,12 @@ class PageRequest:
 
 def page_request(
     offset: Annotated[
-        int, Query(ge=0, description="Items to skip from the start of the list.")
+        int,
+        Query(
+            ge=0,
+            le=MAX_OFFSET,
+            description="Items to skip from the start of the list.",
+        ),
     ] = 0,
     limit: Annotated[
         int,
@@ -219,3 +255,26 @@ def page_request(
 
 
 PageDep = Annotated[PageRequest, Depends(page_request)]
+
+
+def reject_nul_characters(request: Request) -> None:
+    """Reject a path or query that contains U+0000 (%00), with 422.
+
+    PostgreSQL text cannot contain it, so it must not reach a query, and no
+    slug, id or search does.
+    """
+    if "\x00" in request.url.path:
+        raise ApiProblem(
+            422,
+            "invalid-input",
+            "the path contains a NUL character (%00): no slug or id contains "
+            "one, so remove it",
+        )
+    for name, value in request.query_params.multi_items():
+        if "\x00" in name or "\x00" in value:
+            raise ApiProblem(
+                422,
+                "invalid-input",
+                f"query.{name.replace(chr(0), '%00')}: contains a NUL character "
+                "(%00): remove it",
+            )

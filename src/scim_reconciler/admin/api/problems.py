@@ -174,9 +174,28 @@ def _location(parts: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in parts)
 
 
+# Pydantic's error types for a body that is not a JSON object at all.
+NOT_AN_OBJECT_TYPES = frozenset({"model_attributes_type", "dict_type"})
+NOT_AN_OBJECT = (
+    "the request body must be a JSON object: send one with "
+    "Content-Type: application/json"
+)
+UNREADABLE_BODY = (
+    "the request body could not be read: send a JSON object, encoded in UTF-8, "
+    "with Content-Type: application/json"
+)
+
+
 def _field_problem(error: Mapping[str, Any]) -> FieldProblem:
     location = _location(tuple(error.get("loc", ())))
     message = str(error.get("msg", "invalid value"))
+    if error.get("type") == "value_error":
+        # Our own validators' messages, without pydantic's prefix.
+        message = message.removeprefix("Value error, ")
+    if tuple(error.get("loc", ())) == ("body",) and (
+        error.get("type") in NOT_AN_OBJECT_TYPES
+    ):
+        return FieldProblem(location=location, message=NOT_AN_OBJECT)
     if error.get("type") == "missing":
         return FieldProblem(location=location, message="missing: give a value")
     if error.get("type") == "extra_forbidden":
@@ -234,6 +253,9 @@ def http_problem(request: Request, exc: HTTPException) -> Response:
             f"method {request.method} is not allowed on {request.url.path}",
             headers=getattr(exc, "headers", None),
         )
+    if exc.status_code == 400:
+        # FastAPI's body parser: invalid UTF-8, or JSON nested too deep.
+        return problem_response(request, "invalid-request", UNREADABLE_BODY)
     phrase = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if isinstance(exc.detail, str) else phrase
     return problem_response(

@@ -138,9 +138,7 @@ async def _find_run(database: Database, organization: Organization, run_id: str)
     return run
 
 
-async def _in_progress(
-    database: Database, organization: Organization, exc: RunInProgressError
-) -> ApiProblem:
+async def _in_progress(database: Database, organization: Organization) -> ApiProblem:
     """Build the 409 problem, naming the recorded run that has the lock, if any."""
     async with database.read() as session:
         running = await session.scalar(
@@ -151,8 +149,8 @@ async def _in_progress(
         )
     if running is None:
         detail = (
-            f"{exc}: an approval or a run of organization {organization.slug!r} "
-            "has its lock: try again when it ends"
+            f"an approval or a run of organization {organization.slug!r} has "
+            "its lock: try again when it ends"
         )
     else:
         detail = (
@@ -231,8 +229,8 @@ async def start_run(
     )
     try:
         run, task = await requested.start(organization.slug, run_request)
-    except RunInProgressError as exc:
-        raise await _in_progress(database, organization, exc) from None
+    except RunInProgressError:
+        raise await _in_progress(database, organization) from None
     async with database.write() as session:
         audit.record(
             session,
@@ -319,8 +317,8 @@ async def approve_run(
     reconciler = get_reconciler(request)
     try:
         report = await reconciler.approve(run_id, actor=principal.name)
-    except RunInProgressError as exc:
-        raise await _in_progress(database, organization, exc) from None
+    except RunInProgressError:
+        raise await _in_progress(database, organization) from None
     except NotFoundError as exc:
         # The run exists (checked above), so this means it has no held changes.
         raise ApiProblem(409, "conflict", str(exc)) from None

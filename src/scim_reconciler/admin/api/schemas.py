@@ -8,9 +8,18 @@ is an error instead of a silently ignored value.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Generic, Literal, Self, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from scim_reconciler.db.models import Plan, RunMode, RunStatus, RunTrigger, Source
 from scim_reconciler.reconcile.model import ChangeKind, ChangeStatus
@@ -20,10 +29,25 @@ from scim_reconciler.services.tokens import MAX_EXPIRY_DAYS
 T = TypeVar("T")
 
 MAX_RUN_WAIT_SECONDS = 30.0
+# Maximum length of an object id of a limited grant, as of a group reference.
+MAX_OBJECT_ID_LENGTH = 256
 
 
 class RequestBody(BaseModel):
+    """A request body. Its number and boolean fields use pydantic's strict types,
+    so a JSON string or boolean where a number belongs is rejected, not
+    converted: a client that sends ``true`` for a count of days has a bug."""
+
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after", check_fields=False)
+    @classmethod
+    def _reject_nul(cls, value: Any) -> Any:
+        # PostgreSQL text cannot store U+0000, and no name or id contains it.
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and "\x00" in text for text in texts):
+            raise ValueError("contains a NUL character (U+0000): remove it")
+        return value
 
 
 class Page(BaseModel, Generic[T]):
@@ -111,7 +135,7 @@ class NewTokenOut(TokenOut):
 
 class TokenCreate(RequestBody):
     name: str = Field(min_length=1, max_length=200, examples=["Okta Production"])
-    expires_in_days: int = Field(ge=1, le=MAX_EXPIRY_DAYS, examples=[365])
+    expires_in_days: StrictInt = Field(ge=1, le=MAX_EXPIRY_DAYS, examples=[365])
 
 
 class CredentialOut(BaseModel):
@@ -171,7 +195,7 @@ class MappingCreate(RequestBody):
         min_length=1, max_length=64, description="Role slug.", examples=["global_admin"]
     )
     grant: Grant = Grant.full
-    object_ids: list[str] = Field(
+    object_ids: list[Annotated[str, Field(max_length=MAX_OBJECT_ID_LENGTH)]] = Field(
         default_factory=list,
         max_length=1000,
         description="Course, asset or learner group ids; required for a limited "
@@ -241,11 +265,11 @@ class ConnectorIn(BaseModel):
 class RunSettingsUpdate(RequestBody):
     """Run settings to change; the others, and the IdP settings, stay."""
 
-    enabled: bool | None = None
-    interval_seconds: int | None = None
-    jitter_seconds: int | None = None
-    max_deactivations: int | None = None
-    max_deactivation_percent: float | None = None
+    enabled: StrictBool | None = None
+    interval_seconds: StrictInt | None = None
+    jitter_seconds: StrictInt | None = None
+    max_deactivations: StrictInt | None = None
+    max_deactivation_percent: StrictFloat | None = None
 
 
 class CheckOut(BaseModel):
@@ -258,7 +282,7 @@ class CheckOut(BaseModel):
 
 
 class RunStart(RequestBody):
-    dry_run: bool = Field(
+    dry_run: StrictBool = Field(
         default=False, description="Plan only: record the plan, change nothing."
     )
     user: str | None = Field(
@@ -274,7 +298,7 @@ class RunStart(RequestBody):
         description="Only the members of this mapped group: its reference, IdP id "
         "or name.",
     )
-    wait_seconds: float = Field(
+    wait_seconds: StrictFloat = Field(
         default=0,
         ge=0,
         le=MAX_RUN_WAIT_SECONDS,
