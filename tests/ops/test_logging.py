@@ -50,6 +50,7 @@ def log_stream() -> Iterator[io.StringIO]:
         "alembic.runtime.migration",
         "uvicorn",
         "uvicorn.access",
+        "aiosqlite",
     )
     saved = {name: logging.getLogger(name).level for name in names}
     stream = io.StringIO()
@@ -99,6 +100,15 @@ def test_redact_secrets_keeps_ids_and_counts() -> None:
     event = {"event": "Token revoked", "token_id": "t-1", "count": 3, "run": "r-1"}
 
     assert redact_secrets(None, "info", dict(event)) == event
+
+
+def test_debug_level_keeps_bind_values_out(log_stream: io.StringIO) -> None:
+    configure_logging("DEBUG", "json", log_stream)
+
+    logging.getLogger("aiosqlite").debug("executing %s", "secret-hash")
+
+    assert logging.getLogger().level == logging.DEBUG
+    assert "secret-hash" not in log_stream.getvalue()
 
 
 def test_auto_format_is_json_off_a_terminal() -> None:

@@ -61,6 +61,9 @@ _SECRET_TEXT: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 # Loggers that report every request or job at INFO; kept at WARNING unless the
 # service logs at DEBUG, so that one request or run is not many lines.
+# Their DEBUG lines carry SQL bind values: secret hashes and sealed connector
+# settings. They stay at INFO even when the service logs at DEBUG.
+_BIND_VALUE_LOGGERS = ("aiosqlite",)
 _CHATTY_LOGGERS = (
     "httpx",
     "httpcore",
@@ -182,6 +185,8 @@ def configure_logging(
     quiet = logging.DEBUG if level.upper() == "DEBUG" else logging.WARNING
     for name in _CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(quiet)
+    for name in _BIND_VALUE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO)
 
 
 @contextmanager
