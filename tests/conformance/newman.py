@@ -7,6 +7,7 @@ once per lock file version.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -33,7 +34,18 @@ def newman_binary() -> Path:
 
 
 def install_newman(npm: str) -> Path:
-    """Install the pinned newman unless the same lock file is already installed."""
+    """Install the pinned newman unless the same lock file is already installed.
+
+    Parallel test processes take turns through a file lock, so that only one
+    of them runs ``npm ci`` into the shared folder.
+    """
+    INSTALL_DIR.mkdir(parents=True, exist_ok=True)
+    with (INSTALL_DIR.parent / "newman.lock").open("w") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        return _install_newman(npm)
+
+
+def _install_newman(npm: str) -> Path:
     lock = PACKAGE_DIR / "package-lock.json"
     installed_lock = INSTALL_DIR / "package-lock.json"
     binary = newman_binary()

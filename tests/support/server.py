@@ -14,7 +14,8 @@ from pathlib import Path
 
 import httpx
 
-STARTUP_TIMEOUT_S = 30.0
+# Generous, because parallel test processes share the CPUs with the server.
+STARTUP_TIMEOUT_S = 60.0
 
 
 def free_port() -> int:
