@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -39,6 +40,36 @@ def settings() -> Settings:
         return load_settings(State.config)
     except SettingsError as exc:
         raise fail(str(exc)) from None
+
+
+def listen_settings(
+    config: Settings, host: str | None, port: int | None
+) -> tuple[Settings, str, int]:
+    """Resolve where to listen, and check that the address is free.
+
+    When public_base_url is not configured, it follows the port (and a host
+    other than every interface), so that the printed SCIM base URL and the
+    URLs in responses point at this process.
+    """
+    host = host or config.host
+    port = config.port if port is None else port
+    if port != 0:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            # As uvicorn does, so that connections still closing do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise fail(
+                    f"cannot listen on {host} port {port}: {exc.strerror}. Stop "
+                    "what uses it, or pass another port with --port"
+                ) from None
+    if "public_base_url" not in config.model_fields_set and port != 0:
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        config = config.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
+    return config, host, port
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

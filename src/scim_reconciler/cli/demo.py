@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import select
 
-from scim_reconciler.cli.common import out, run, settings
+from scim_reconciler.cli.common import listen_settings, out, run, settings
 from scim_reconciler.cli.reconcile import changes_table, print_counts
 from scim_reconciler.clock import utcnow
 from scim_reconciler.db.engine import Database
@@ -94,6 +94,10 @@ def demo(
 ) -> None:
     """Set up a demo organization, reconcile it from a directory file, and serve."""
     config = settings()
+    if serve:
+        # Checked first, so that a busy port fails before the demo prints a
+        # token that nothing will serve.
+        config, host, port = listen_settings(config, host, port)
     secret_key = config.secret_key.get_secret_value() if config.secret_key else None
     directory = directory.resolve()
     if not directory.exists():
@@ -128,4 +132,5 @@ def demo(
     if serve:
         from scim_reconciler.cli.main import serve_app
 
-        serve_app(config, host or config.host, config.port if port is None else port)
+        assert host is not None and port is not None
+        serve_app(config, host, port)

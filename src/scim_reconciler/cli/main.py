@@ -17,6 +17,7 @@ from scim_reconciler.cli.common import (
     JsonOption,
     State,
     fail,
+    listen_settings,
     out,
     print_json,
     run,
@@ -88,8 +89,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve SCIM 2.0 and the health endpoints until stopped."""
-    config = settings()
-    serve_app(config, host or config.host, config.port if port is None else port)
+    serve_app(*listen_settings(settings(), host, port))
 
 
 def serve_app(config: Settings, host: str, port: int) -> None:
