@@ -331,6 +331,18 @@ async def test_resolve_group_by_id(
     assert await okta(client, clock).resolve_group(GROUP.id) == GROUP
 
 
+async def test_resolve_short_group_id(
+    router: respx.MockRouter, client: httpx.AsyncClient, clock: FakeClock
+) -> None:
+    body = {"id": "00g2", "profile": {"name": "Support"}}
+    by_id = router.get(f"{BASE}/api/v1/groups/00g2").respond(200, json=body)
+
+    group = await okta(client, clock).resolve_group("00g2")
+
+    assert group == IdpGroup("00g2", "Support")
+    assert by_id.call_count == 1
+
+
 async def test_resolve_group_by_exact_name(
     router: respx.MockRouter, client: httpx.AsyncClient, clock: FakeClock
 ) -> None:

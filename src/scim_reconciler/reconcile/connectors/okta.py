@@ -49,8 +49,9 @@ from scim_reconciler.reconcile.model import IdpGroup, IdpUser
 
 logger = logging.getLogger(__name__)
 
-# Okta group ids: "00g" and 17 more letters or digits.
-_GROUP_ID = re.compile(r"^00g[A-Za-z0-9]{17}$")
+# Okta group ids are "00g" and 17 more letters or digits. Shorter ones, as
+# directory files and the simulator use, are tried as ids too, then as names.
+_GROUP_ID = re.compile(r"^00g[A-Za-z0-9]+$")
 
 # User status (Okta's UserStatus enum) to active. STAGED and PROVISIONED are
 # settings; any status Okta adds later counts as inactive.
