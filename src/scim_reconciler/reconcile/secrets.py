@@ -81,6 +81,12 @@ def reveal(name: str, stored: Any, secret_key: str | None) -> str:
                 f"read: {exc.strerror}"
             ) from None
     if "encrypted" in stored:
+        if not secret_key:
+            raise ConnectorConfigError(
+                f"secret {name!r} is stored encrypted, and decrypting it needs the "
+                "SCIM_RECONCILER_SECRET_KEY it was stored with: set that key for "
+                "this process too"
+            )
         try:
             return _fernet(secret_key).decrypt(stored["encrypted"].encode()).decode()
         except InvalidToken:
