@@ -279,3 +279,39 @@ def test_operator_key_new_prints_hash(tmp_path: Path) -> None:
     assert printed["hash"] == operator_key_hash(printed["key"])
     settings = Settings(operator_key_hashes=[printed["hash"]])
     assert settings.operator_key_hashes == [printed["hash"]]
+
+
+def test_ids_stay_whole_in_narrow_tables(
+    database: Database, database_url: str, tmp_path: Path
+) -> None:
+    run_cli(
+        database_url,
+        tmp_path,
+        "org",
+        "create",
+        "acme",
+        "--name",
+        "A",
+        "--plan",
+        "enterprise",
+    )
+    made = run_cli(
+        database_url,
+        tmp_path,
+        "token",
+        "create",
+        "acme",
+        "--name",
+        "Okta",
+        "--expires-in-days",
+        "30",
+        "--json",
+    )
+    token_id = json.loads(made.stdout)["id"]
+
+    listed = run_cli(
+        database_url, tmp_path, "token", "list", "acme", extra_env={"COLUMNS": "80"}
+    )
+
+    assert listed.returncode == 0, listed.stderr
+    assert token_id in listed.stdout

@@ -31,7 +31,7 @@ def run_cli(
     env["SCIM_RECONCILER_DATABASE_URL"] = database_url
     env.update(extra_env or {})
     # A wide terminal keeps rich from wrapping a secret across lines.
-    env["COLUMNS"] = "250"
+    env["COLUMNS"] = (extra_env or {}).get("COLUMNS", "250")
     return subprocess.run(
         [*cli_command(), *arguments],
         env=env,

@@ -9,7 +9,15 @@ from rich.table import Table
 
 from scim_reconciler.admin import credentials
 from scim_reconciler.admin.principal import new_operator_key
-from scim_reconciler.cli.common import JsonOption, out, print_json, run, when
+from scim_reconciler.cli.common import (
+    JsonOption,
+    id_column,
+    out,
+    print_json,
+    run,
+    time_column,
+    when,
+)
 from scim_reconciler.db.engine import Database
 from scim_reconciler.db.models import AdminCredential
 from scim_reconciler.services import organizations
@@ -75,7 +83,14 @@ def admin_key_list(org: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(found)
         return
-    table = Table("Id", "Name", "Creator", "Created", "Last used", "Status")
+    table = Table(
+        id_column(),
+        "Name",
+        "Creator",
+        time_column("Created"),
+        time_column("Last used"),
+        "Status",
+    )
     for credential in found:
         table.add_row(
             credential["id"],

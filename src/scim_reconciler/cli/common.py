@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Column
 
 from scim_reconciler.db.engine import Database
 from scim_reconciler.errors import ReconcilerError
@@ -40,6 +41,16 @@ def settings() -> Settings:
         return load_settings(State.config)
     except SettingsError as exc:
         raise fail(str(exc)) from None
+
+
+def id_column(header: str = "Id") -> Column:
+    """Return a table column that never shortens the ids other commands take."""
+    return Column(header, no_wrap=True, min_width=36)
+
+
+def time_column(header: str) -> Column:
+    """Return a table column for times printed by ``when``, wrapped when narrow."""
+    return Column(header, overflow="fold")
 
 
 def listen_settings(

@@ -17,11 +17,13 @@ from scim_reconciler.cli.common import (
     JsonOption,
     State,
     fail,
+    id_column,
     listen_settings,
     out,
     print_json,
     run,
     settings,
+    time_column,
     when,
 )
 from scim_reconciler.cli.config import config_app
@@ -253,7 +255,15 @@ def token_list(org: str, as_json: JsonOption = False) -> None:
     if as_json:
         print_json(found)
         return
-    table = Table("Id", "Name", "Creator", "Created", "Expires", "Last used", "Status")
+    table = Table(
+        id_column(),
+        "Name",
+        "Creator",
+        time_column("Created"),
+        time_column("Expires"),
+        time_column("Last used"),
+        "Status",
+    )
     for token in found:
         table.add_row(
             token["id"],

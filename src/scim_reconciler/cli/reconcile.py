@@ -15,10 +15,12 @@ from scim_reconciler.cli.common import (
     JsonOption,
     err,
     fail,
+    id_column,
     out,
     print_json,
     run,
     settings,
+    time_column,
     when,
 )
 from scim_reconciler.db.engine import Database
@@ -363,7 +365,15 @@ def runs_list(
     if as_json:
         print_json(found)
         return
-    table = Table("Run", "Started", "Trigger", "Mode", "Status", "Drift", "Changes")
+    table = Table(
+        id_column("Run"),
+        time_column("Started"),
+        "Trigger",
+        "Mode",
+        "Status",
+        "Drift",
+        "Changes",
+    )
     for item in found:
         total = sum(item["counts"].values())
         table.add_row(

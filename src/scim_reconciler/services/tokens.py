@@ -170,7 +170,7 @@ async def revoke_token(
     if token is None:
         raise NotFoundError(
             f"token {token_id!r} not found in organization {organization.slug!r}: "
-            "`scim-reconciler token list` shows the token ids"
+            f"`scim-reconciler token list {organization.slug}` shows the token ids"
         )
     if token.revoked_at is None and await _set_revoked(session, token):
         audit.record(
