@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
-from tests.support.browser import launch_chromium, missing_browser
+from tests.support.browser import NARROW, launch_chromium, missing_browser
 from tests.support.console_demo import (
     LEAVER_USER_NAME,
     DemoSeed,
@@ -172,6 +172,75 @@ def test_token_generate_copy_use_revoke(operator: Page, demo: Demo) -> None:
     assert refused.status_code == 401
 
 
+def focused_name(page: Page) -> str:
+    """Return the accessible name of the focused element, as aria-label or text."""
+    name: str = page.evaluate(
+        "() => document.activeElement.getAttribute('aria-label')"
+        " || document.activeElement.textContent.trim()"
+    )
+    return name
+
+
+def test_dialogs_return_focus_on_close(operator: Page, demo: Demo) -> None:
+    """Escape and Cancel put focus back on the control that opened the dialog,
+    or on the menu's Actions button when that control was a menu item."""
+    from playwright.sync_api import expect
+
+    page = operator
+    page.goto(f"{demo.org_url}/provisioning")
+    generate = page.get_by_role("link", name="Generate token")
+    generate.click()
+    expect(page.get_by_role("dialog", name="Generate token")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(generate).to_be_focused()
+
+    row = page.locator("tr", has_text="Okta Production")
+    actions = row.get_by_label("Actions for token Okta Production")
+    confirm = page.get_by_role("dialog", name="Revoke token “Okta Production”?")
+    actions.click()
+    row.get_by_role("link", name="Revoke").click()
+    expect(confirm).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(confirm).to_be_hidden()
+    expect(actions).to_be_focused()
+
+    actions.click()
+    row.get_by_role("link", name="Revoke").click()
+    confirm.get_by_role("button", name="Cancel").click()
+    expect(confirm).to_be_hidden()
+    expect(actions).to_be_focused()
+    expect(row.get_by_text("active")).to_be_visible()
+
+
+def test_remove_mapping_button_opens_on_space(operator: Page, demo: Demo) -> None:
+    from playwright.sync_api import expect
+
+    page = operator
+    page.goto(f"{demo.org_url}/mappings")
+    remove = page.get_by_role(
+        "button", name="Remove mapping Dashboard Admins → Global Administrator"
+    )
+    expect(remove).to_have_count(1)
+    names = page.locator("td.row-actions button").evaluate_all(
+        "buttons => buttons.map(button => button.textContent.trim())"
+    )
+    assert len(names) == len(set(names)) > 1
+
+    remove.focus()
+    page.keyboard.press("Space")
+    confirm = page.get_by_role(
+        "dialog",
+        name="Remove the mapping of group “Dashboard Admins” to Global Administrator?",
+    )
+    expect(confirm).to_be_visible()
+    expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(confirm).to_be_hidden()
+    expect(remove).to_be_focused()
+    assert focused_name(page).startswith("Remove mapping Dashboard Admins")
+    assert page.url == f"{demo.org_url}/mappings"
+
+
 def test_preview_shows_plan_with_reasons(operator: Page, demo: Demo) -> None:
     from playwright.sync_api import expect
 
@@ -213,7 +282,7 @@ def test_drift_chart_renders_data(operator: Page, demo: Demo) -> None:
 
     page = operator
     page.goto(f"{demo.org_url}/reconciliation")
-    bars = page.locator("svg.drift-chart rect.bar")
+    bars = page.locator("svg.drift-chart.wide rect.bar")
     expect(bars.first).to_be_visible()
     drift = [
         int(value)
@@ -222,9 +291,37 @@ def test_drift_chart_renders_data(operator: Page, demo: Demo) -> None:
         )
     ]
     assert sum(drift) > 0
-    expect(page.locator("#drift-caption")).to_contain_text("changes applied")
+    expect(page.locator("#drift-caption")).to_contain_text(" in all, over ")
 
     page.get_by_text("Drift per day as a table").click()
     table = page.get_by_role("region", name="Drift per day")
     expect(table).to_be_visible()
     assert table.locator("tbody tr").count() == 30
+
+
+def test_drift_chart_fits_narrow_screen(operator: Page, demo: Demo) -> None:
+    """At 390 pixels the narrow chart fits the screen without scrolling, with
+    its y-axis in view and axis text at least 12 pixels high."""
+    from playwright.sync_api import expect
+
+    page = operator
+    page.set_viewport_size(NARROW)  # type: ignore[arg-type]
+    page.goto(f"{demo.org_url}/reconciliation")
+    expect(page.locator("svg.drift-chart.wide")).to_be_hidden()
+    chart = page.locator("svg.drift-chart.narrow")
+    expect(chart).to_be_visible()
+    box = chart.bounding_box()
+    assert box is not None
+    assert box["x"] >= 0
+    assert box["x"] + box["width"] <= NARROW["width"]
+    assert chart.locator("rect.bar").count() > 0
+
+    axis = chart.locator("text.axis")
+    heights = axis.evaluate_all(
+        "labels => labels.map(label => label.getBoundingClientRect().height)"
+    )
+    assert min(heights) >= 12
+    lefts = axis.evaluate_all(
+        "labels => labels.map(label => label.getBoundingClientRect().left)"
+    )
+    assert min(lefts) >= box["x"]

@@ -6,7 +6,13 @@ from datetime import date, timedelta
 
 import pytest
 
-from scim_reconciler.console.charts import HEIGHT, drift_chart, nice_ceiling
+from scim_reconciler.console.charts import (
+    NARROW,
+    WIDE,
+    ChartLayout,
+    drift_chart,
+    nice_ceiling,
+)
 from scim_reconciler.services.reports import DriftDay
 
 TODAY = date(2026, 3, 31)
@@ -44,7 +50,7 @@ def test_chart_ticks_are_whole_steps() -> None:
     chart = drift_chart(days_with({0: 12}))
     assert [tick.value for tick in chart.ticks] == [0, 4, 8, 12, 16, 20]
     assert chart.ticks[0].y == pytest.approx(chart.plot_bottom)
-    assert all(0 <= tick.y <= HEIGHT for tick in chart.ticks)
+    assert all(0 <= tick.y <= WIDE.height for tick in chart.ticks)
 
 
 def test_chart_labels_end_today() -> None:
@@ -58,8 +64,8 @@ def test_chart_summary_names_peak() -> None:
     assert chart.total == 10
     assert chart.runs == 2
     assert chart.summary == (
-        "Drift per day from 02 Mar 2026 to 31 Mar 2026: 10 changes applied by "
-        "2 runs, highest on 29 Mar with 7."
+        "Drift per day from 02 Mar 2026 to 31 Mar 2026: 10 in all, over "
+        "2 apply runs, highest on 29 Mar with 7."
     )
 
 
@@ -73,3 +79,24 @@ def test_chart_summary_without_drift() -> None:
 def test_small_drift_stays_visible() -> None:
     chart = drift_chart(days_with({0: 1, 1: 1000}))
     assert chart.bars[-1].height >= 2
+
+
+def test_chart_summary_one_run_is_singular() -> None:
+    chart = drift_chart(days_with({4: 1}))
+    assert "over 1 apply run," in chart.summary
+
+
+@pytest.mark.parametrize("layout", [WIDE, NARROW], ids=["wide", "narrow"])
+def test_chart_fits_its_layout(layout: ChartLayout) -> None:
+    """Every bar and day label stays inside the layout's width."""
+    chart = drift_chart(days_with({0: 12, 29: 3}), layout)
+    assert chart.width == layout.width
+    assert len(chart.bars) == 30
+    assert chart.bars[0].x >= layout.left
+    last = chart.bars[-1]
+    assert last.x + last.width <= chart.plot_right
+    # A label such as "31 Mar" is centred on its x and at most about 44 units
+    # wide in 14-unit text (13 units in the wide chart).
+    assert chart.labels[-1].x + 22 <= layout.width
+    assert chart.labels[0].x - 22 >= 0
+    assert chart.ticks[0].y == pytest.approx(chart.plot_bottom)

@@ -220,6 +220,8 @@ async def test_operator_lists_every_org(http: ConsoleClient, console: Console) -
     searched = await http.get("/console/orgs?q=oth")
     assert f'href="{ACME}/provisioning"' not in searched.text
     assert f'href="{OTHER}/provisioning"' in searched.text
+    assert '<p class="count">1 organization</p>' in searched.text
+    assert '<p class="count">2 organizations</p>' in listing.text
 
 
 async def test_failed_sign_ins_are_throttled(
@@ -375,6 +377,40 @@ async def test_mapping_add_and_remove(http: ConsoleClient, console: Console) -> 
     assert actions == ["mapping_added", "mapping_removed"]
 
 
+async def test_mapping_remove_is_named_button(
+    http: ConsoleClient, console: Console
+) -> None:
+    """Remove is a button named after its mapping, in a GET form that opens the
+    confirmation page when JavaScript is off."""
+    await http.sign_in(console.keys.operator)
+    for group in ("Dashboard Admins", "Course Authors"):
+        await http.submit(
+            f"{ACME}/mappings",
+            f"{ACME}/mappings",
+            {"group": group, "role": "global_admin", "grant": "full"},
+        )
+    async with console.database.read() as session:
+        found = (await session.scalars(select(RoleMapping))).all()
+    page = await http.get(f"{ACME}/mappings")
+    for mapping in found:
+        remove_url = f"{ACME}/mappings/{mapping.id}/remove"
+        assert f'<form method="get" action="{remove_url}" class="inline">' in page.text
+        hidden = (
+            '<span class="visually-hidden"> mapping '
+            f"{mapping.group} → Global Administrator</span></button>"
+        )
+        assert hidden in page.text
+    assert '<a href="' + f"{ACME}/mappings/{found[0].id}/remove" not in page.text
+
+    # The GET form's address, with the empty query a browser adds.
+    confirm = await http.get(f"{ACME}/mappings/{found[0].id}/remove?")
+    assert confirm.status_code == 200
+    assert (
+        f"Remove the mapping of group “{found[0].group}” to Global Administrator?"
+        in confirm.text
+    )
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -425,6 +461,57 @@ async def test_reconciliation_without_connector(
     assert "No connector is set" in page.text
     assert "<svg" in page.text
     assert "Drift per day as a table" in page.text
+    # Drift excludes role changes (docs/reconciliation.md).
+    assert "Every applied change other than a role change is drift" in page.text
+    assert "Every applied change is drift" not in page.text
+
+
+async def test_drift_chart_has_narrow_layout(
+    http: ConsoleClient, console: Console
+) -> None:
+    """The page carries a wide and a narrow chart; the style sheet shows one."""
+    await http.sign_in(console.keys.operator)
+    page = await http.get(f"{ACME}/reconciliation")
+    assert 'viewBox="0 0 960 260"' in page.text
+    assert 'class="drift-chart wide"' in page.text
+    assert 'viewBox="0 0 360 240"' in page.text
+    assert 'class="drift-chart narrow"' in page.text
+    assert 'aria-labelledby="drift-narrow-title drift-narrow-desc"' in page.text
+    assert "chart-scroll" not in page.text
+
+
+async def test_revoked_token_row_has_no_actions(
+    http: ConsoleClient, console: Console
+) -> None:
+    await http.sign_in(console.keys.operator)
+    before = await http.get(f"{ACME}/provisioning")
+    assert '<td class="row-actions no-actions">' not in before.text
+    assert "Actions for token Test token" in before.text
+    revoked = await http.submit(
+        f"{ACME}/provisioning",
+        f"{ACME}/provisioning/tokens/{console.acme.token_id}/revoke",
+    )
+    assert revoked.status_code == 303
+    after = await http.get(f"{ACME}/provisioning")
+    assert '<td class="row-actions no-actions"></td>' in after.text
+    assert "Actions for token Test token" not in after.text
+    style = await http.get("/console/static/console.css")
+    assert "td.row-actions.no-actions { display: none; }" in style.text
+
+
+async def test_favicon_is_linked_and_served(
+    http: ConsoleClient, console: Console
+) -> None:
+    sign_in = await http.get("/console/sign-in")
+    link = '<link rel="icon" href="/console/static/favicon.svg" type="image/svg+xml">'
+    assert link in sign_in.text
+    await http.sign_in(console.keys.operator)
+    page = await http.get(f"{ACME}/users")
+    assert link in page.text
+    icon = await http.get("/console/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"] == "image/svg+xml"
+    assert icon.text.startswith("<svg ")
 
 
 async def test_pages_send_security_headers(

@@ -98,6 +98,9 @@ async def test_reconcile_then_approve_held(served: Served) -> None:
     overview = await served.http.get(f"{ORG}/reconciliation")
     assert "Held changes" in overview.text
     assert f"{ORG}/runs/{run_id}/approve" in overview.text
+    assert "Approve 3 held changes" in overview.text
+    # The seed's first run and this one.
+    assert '<p class="count">2 runs</p>' in overview.text
 
     approved = await served.http.submit(
         f"{ORG}/runs/{run_id}", f"{ORG}/runs/{run_id}/approve"
@@ -163,5 +166,12 @@ async def test_user_page_lists_groups_and_history(served: Served) -> None:
     assert "Dashboard Admins" in page.text
     assert "Global Administrator (full), mapping 1" in page.text
     assert "Reconciliation" in page.text
+    # Each event of a run links to it with the run's start time as its text.
+    run_link = re.compile(
+        r'<a href="/console/orgs/northwind/runs/[0-9a-f-]{36}">'
+        r'run of <span class="nowrap">\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC</span></a>'
+    )
+    assert run_link.search(page.text)
+    assert ">run</a>" not in page.text
     missing = await served.http.get(f"{ORG}/users/not-a-user")
     assert missing.status_code == 404

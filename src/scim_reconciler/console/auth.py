@@ -32,6 +32,7 @@ from scim_reconciler.console.rendering import (
     render,
     see_other,
 )
+from scim_reconciler.console.text import counted
 from scim_reconciler.db.engine import Database
 from scim_reconciler.settings import Settings
 
@@ -244,8 +245,8 @@ def throttled(retry_after: float) -> PageError:
     return PageError(
         429,
         "Too many failed sign-ins",
-        f"Too many sign-ins from your address failed. Try again in {seconds} "
-        f"seconds, after {at:%H:%M:%S} UTC.",
+        "Too many sign-ins from your address failed. Try again in "
+        f"{counted(seconds, 'second')}, after {at:%H:%M:%S} UTC.",
         headers={"Retry-After": str(seconds)},
     )
 

@@ -157,13 +157,18 @@ async def remove_mapping_page(
 ) -> Response:
     """Ask to confirm a removal on a page of its own, for use without JavaScript."""
     mapping = await _find(request, context, mapping_id)
+    async with database_of(request).read() as session:
+        role_name = await session.scalar(
+            select(Role.name).where(Role.slug == mapping.role_slug)
+        )
     return render(
         request,
         "confirm.html",
         {
             "title": "Remove mapping",
             "section": "mappings",
-            "heading": f"Remove the mapping of group “{mapping.group}”?",
+            "heading": f"Remove the mapping of group “{mapping.group}” to "
+            f"{role_name or mapping.role_slug}?",
             "body": "Members of the group lose the role this mapping grants, "
             "unless another mapping grants it.",
             "action": f"{context.base_url}/mappings/{mapping.id}/remove",

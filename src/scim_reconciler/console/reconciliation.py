@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy import func, select
 
 from scim_reconciler.console.auth import checked_form, database_of, settings_of
-from scim_reconciler.console.charts import drift_chart
+from scim_reconciler.console.charts import NARROW, drift_chart
 from scim_reconciler.console.orgs import OrgPage, org_page
 from scim_reconciler.console.paging import Pager, page_number
 from scim_reconciler.console.rendering import (
@@ -139,6 +139,7 @@ async def reconciliation_page(
         "page_url": pager.url_builder(f"{context.base_url}/reconciliation"),
         "held_runs": await _held_runs(request, context.org.id),
         "chart": drift_chart(days),
+        "narrow_chart": drift_chart(days, NARROW),
         "notice": NOTICES.get(notice),
         "running": any(run.status is RunStatus.running for run in runs.items),
     }

@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from scim_reconciler.console.text import counted
 from scim_reconciler.errors import (
     ConflictError,
     InvalidInputError,
@@ -77,6 +78,7 @@ def _environment() -> Environment:
     )
     environment.filters["when"] = format_time
     environment.filters["iso"] = iso_time
+    environment.filters["counted"] = counted
     environment.globals["duration"] = format_duration
     return environment
 

@@ -26,6 +26,7 @@ from scim_reconciler.console.rendering import (
 STATIC_FILES = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 
 router = APIRouter(route_class=ConsoleRoute)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from scim_reconciler.console.auth import database_of
 from scim_reconciler.console.orgs import OrgPage, org_page
 from scim_reconciler.console.paging import Pager, page_number
 from scim_reconciler.console.rendering import ConsoleRoute, not_found, render
-from scim_reconciler.db.models import AuditEvent
+from scim_reconciler.db.models import AuditEvent, Run
 from scim_reconciler.errors import NotFoundError
 from scim_reconciler.services import reports
 
@@ -49,6 +53,22 @@ def describe_event(event: AuditEvent) -> str:
         state = "active" if details["active"] else "inactive"
         return f"{action.capitalize()}; the user is {state}"
     return action.capitalize()
+
+
+async def run_start_times(
+    session: AsyncSession, org_id: int, events: Sequence[AuditEvent]
+) -> dict[str, datetime]:
+    """Return the start time of each run that made one of ``events``, by run id.
+
+    The history names each such event's link to its run by that time.
+    """
+    run_ids = {event.run_id for event in events if event.run_id}
+    if not run_ids:
+        return {}
+    rows = await session.execute(
+        select(Run.id, Run.started_at).where(Run.org_id == org_id, Run.id.in_(run_ids))
+    )
+    return {run_id: started_at for run_id, started_at in rows}
 
 
 @router.get("/console/orgs/{slug}/users")
@@ -101,6 +121,7 @@ async def user_page(
                 offset=(number - 1) * EVENTS_PER_PAGE,
                 limit=EVENTS_PER_PAGE,
             )
+            run_started = await run_start_times(session, context.org.id, history.items)
     except NotFoundError:
         raise not_found(f"User {user_id!r}") from None
     pager = Pager(number, EVENTS_PER_PAGE, history.total)
@@ -116,6 +137,7 @@ async def user_page(
                     "event": event,
                     "source": SOURCE_LABELS.get(event.source.value, event.source),
                     "text": describe_event(event),
+                    "run_started": run_started.get(event.run_id or ""),
                 }
                 for event in history.items
             ],

@@ -3,7 +3,24 @@
 (function () {
   "use strict";
 
-  function openDialog(dialog) {
+  // The control that opened each dialog, which gets focus back when the dialog
+  // closes (Escape, Cancel or close()). The browser's own restore fails when
+  // that control is hidden by then, as a menu item is once its menu closes.
+  var openers = new WeakMap();
+
+  function returnFocus(event) {
+    var opener = openers.get(event.target);
+    if (opener && opener.isConnected && opener.getClientRects().length) {
+      opener.focus();
+    }
+  }
+
+  function openDialog(dialog, opener) {
+    openers.set(dialog, opener);
+    if (!dialog.hasAttribute("data-returns-focus")) {
+      dialog.setAttribute("data-returns-focus", "");
+      dialog.addEventListener("close", returnFocus);
+    }
     if (typeof dialog.showModal === "function") {
       dialog.showModal();
     } else {
@@ -57,17 +74,21 @@
     }
   }
 
-  function confirmWith(link) {
+  function confirmWith(control) {
     var dialog = document.getElementById("confirm-dialog");
     if (!dialog) {
       return false;
     }
-    dialog.querySelector("form").setAttribute("action", link.getAttribute("data-confirm-action"));
-    dialog.querySelector("#confirm-dialog-title").textContent = link.getAttribute("data-confirm-heading");
-    dialog.querySelector("#confirm-dialog-body").textContent = link.getAttribute("data-confirm-body");
-    dialog.querySelector("#confirm-dialog-submit").textContent = link.getAttribute("data-confirm-button");
+    dialog.querySelector("form").setAttribute("action", control.getAttribute("data-confirm-action"));
+    dialog.querySelector("#confirm-dialog-title").textContent = control.getAttribute("data-confirm-heading");
+    dialog.querySelector("#confirm-dialog-body").textContent = control.getAttribute("data-confirm-body");
+    dialog.querySelector("#confirm-dialog-submit").textContent = control.getAttribute("data-confirm-button");
+    // A menu item is hidden once its menu closes, so focus returns to the
+    // menu's button (its summary) instead.
+    var menu = control.closest("details.menu");
+    var opener = menu ? menu.querySelector("summary") : control;
     closeMenus(null);
-    openDialog(dialog);
+    openDialog(dialog, opener);
     return true;
   }
 
@@ -82,7 +103,7 @@
       var dialog = document.getElementById(target.getAttribute("data-open-dialog"));
       if (dialog) {
         event.preventDefault();
-        openDialog(dialog);
+        openDialog(dialog, target);
       }
     } else if (target.hasAttribute("data-close-dialog")) {
       event.preventDefault();
