@@ -385,9 +385,8 @@ def only_match(
 ) -> IdpGroup:
     """Return the one group that a name reference found.
 
-    ``noun`` names what the IdP calls a group ("group", "role"), and ``fix``
-    says how to map a duplicate name instead, for example "map the group by
-    its id instead".
+    ``noun`` is the IdP's word for a group ("group", "role"). ``fix`` is the
+    advice for a duplicate name, for example "map the group by its id instead".
     """
     if not matches:
         raise GroupNotFoundError(
