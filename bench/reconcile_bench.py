@@ -452,12 +452,14 @@ def problems(cases: list[dict[str, Any]]) -> list[str]:
 def format_case(case: dict[str, Any]) -> str:
     lines = [
         f"\n{case['database']}, {case['users']} users in {case['groups']} groups",
-        f"  {'run':<16}{'seconds':>9}{'changes':>9}{'peak RSS':>10}  store writes",
+        f"  {'run':<16}{'seconds':>9}{'CPU s':>8}{'changes':>9}{'peak RSS':>10}"
+        f"{'load':>6}  store writes",
     ]
     for name, run in case["runs"].items():
         lines.append(
-            f"  {name:<16}{run['seconds']:>9.2f}{run['changes']:>9}"
-            f"{run['peak_rss_mib']:>8.0f} M  {store_writes(run)}"
+            f"  {name:<16}{run['seconds']:>9.2f}{run['cpu_seconds']:>8.2f}"
+            f"{run['changes']:>9}{run['peak_rss_mib']:>8.0f} M"
+            f"{run['load_average_1m']:>6.1f}  {store_writes(run)}"
         )
     return "\n".join(lines)
 

@@ -111,6 +111,10 @@ async def test_killed_run_interrupted_then_converges(
         shown = await cli_json(database_url, tmp_path, "runs", "show", killed_id)
     assert shown["run"]["status"] == RunStatus.interrupted.value
     assert shown["run"]["finished_at"] is not None
+    # The batches committed before the kill are recorded and counted.
+    recorded = [c for c in shown["changes"] if c["status"] == "applied"]
+    assert len(recorded) == shown["run"]["counts_by_status"]["applied"]
+    assert len([c for c in recorded if c["kind"] == "create"]) == users
 
     converged = await cli_json(database_url, tmp_path, "reconcile", "acme")
     assert converged["run"]["status"] == RunStatus.succeeded.value

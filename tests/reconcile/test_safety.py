@@ -414,6 +414,15 @@ async def test_push_taking_user_name_defers_rename(
     assert stored["Renamed@example.com"].id != stored[user_name(1)].id
     assert stored[user_name(2)].family_name == "Second"
     assert stored[user_name(3)].family_name == "Third"
+    # The deferred change is recorded on its own, after its batch rolled back.
+    recorded = await load_run(database, report.run.id)
+    assert kinds_with(recorded, ChangeStatus.deferred) == [
+        ("profile_update", user_name(1))
+    ]
+    assert kinds_with(recorded, ChangeStatus.applied) == [
+        ("profile_update", user_name(2)),
+        ("profile_update", user_name(3)),
+    ]
 
 
 async def test_person_managed_user_untouched(

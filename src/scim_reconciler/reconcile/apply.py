@@ -5,7 +5,8 @@ when the stored state was read, before the snapshot. A change applies only if
 the store still holds that version, counting the run's own earlier changes; if a
 SCIM push changed the user or group in between, the push wins and the change is
 *deferred*: the next run plans again from the newer state. Changes apply in
-batches, one transaction per batch, each with an audit event.
+batches, one transaction per batch, each with an audit event. A run's batches
+also record their changes in run_changes, in the same transaction.
 
 A push can also make a batch fail at write time, with a userName, group name
 or membership it added after the batch read the store. The batch then rolls
@@ -25,13 +26,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from scim_reconciler.db.engine import Database
-from scim_reconciler.reconcile.batch import Batch, RunState
+from scim_reconciler.db.models import RunChange
+from scim_reconciler.reconcile.batch import Batch, RunState, table_of
 from scim_reconciler.reconcile.model import Change, ChangeStatus
+from scim_reconciler.reconcile.rows import run_change_row
 
 logger = logging.getLogger(__name__)
 
@@ -54,13 +57,15 @@ async def apply_changes(
     batch_size: int = BATCH_SIZE,
     state: RunState | None = None,
     should_stop: Callable[[], bool] | None = None,
+    seqs: Sequence[int] | None = None,
 ) -> list[Change]:
     """Apply changes in order and return them with their final status.
 
     ``state`` collects what the changes did; pass one to rebase the changes
     that were not applied (see ``RunState.rebase``). ``should_stop`` is asked
     before each batch; once it returns True the remaining changes are returned
-    unapplied, still ``planned``.
+    unapplied, still ``planned``. ``seqs``, the changes' positions in the run's
+    plan, makes each batch record its changes in run_changes.
     """
     state = state if state is not None else RunState()
     results: list[Change] = []
@@ -78,11 +83,12 @@ async def apply_changes(
             results.extend(changes[start:])
             break
         batch_changes = changes[start : start + batch_size]
+        batch_seqs = seqs[start : start + batch_size] if seqs is not None else None
         statuses = await _apply_batch(
-            database, org_id, run_id, batch_changes, state, actor
+            database, org_id, run_id, batch_changes, batch_seqs, state, actor
         )
         results.extend(
-            replace(change, status=status)
+            change.with_status(status)
             for change, status in zip(batch_changes, statuses, strict=True)
         )
         if progress is not None:
@@ -100,6 +106,7 @@ async def _apply_batch(
     org_id: int,
     run_id: str,
     changes: Sequence[Change],
+    seqs: Sequence[int] | None,
     state: RunState,
     actor: str,
 ) -> list[ChangeStatus]:
@@ -107,7 +114,8 @@ async def _apply_batch(
     state.begin()
     try:
         async with database.write() as session:
-            statuses = await Batch(session, org_id, run_id, state, actor).apply(changes)
+            batch = Batch(session, org_id, run_id, state, actor)
+            statuses = await batch.apply(changes, seqs)
     except BaseException as exc:
         state.undo()
         if not isinstance(exc, IntegrityError):
@@ -121,14 +129,29 @@ async def _apply_batch(
                 type(exc.orig).__name__,
             )
             state.defer(changes[0])
+            if seqs is not None:
+                await _record_deferred(database, run_id, seqs[0], changes[0])
             return [ChangeStatus.deferred]
         middle = len(changes) // 2
-        first = await _apply_batch(
-            database, org_id, run_id, changes[:middle], state, actor
+        halves = (
+            (changes[:middle], seqs[:middle] if seqs is not None else None),
+            (changes[middle:], seqs[middle:] if seqs is not None else None),
         )
-        second = await _apply_batch(
-            database, org_id, run_id, changes[middle:], state, actor
-        )
-        return first + second
+        statuses = []
+        for half, half_seqs in halves:
+            statuses += await _apply_batch(
+                database, org_id, run_id, half, half_seqs, state, actor
+            )
+        return statuses
     state.end()
     return statuses
+
+
+async def _record_deferred(
+    database: Database, run_id: str, seq: int, change: Change
+) -> None:
+    """Record a change that a push made fail on its own, as deferred."""
+    deferred = change.with_status(ChangeStatus.deferred)
+    row = run_change_row(run_id, seq, deferred, change.reason, change.details)
+    async with database.write() as session:
+        await session.execute(insert(table_of(RunChange)), [row])

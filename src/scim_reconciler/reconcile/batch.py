@@ -3,9 +3,9 @@
 A batch first reads what its changes need in a few queries: their users and
 groups, locked, and the userNames and memberships they could clash with. It
 then decides each change in plan order, against that and against what the run
-changed so far. Last, it writes users, emails, memberships and audit events
-with one multi-row statement per table. ``apply.py`` describes the rules, and
-retries a batch that a concurrent SCIM push made fail.
+changed so far. Last, it writes users, emails, memberships, audit events and
+the run's record of the changes with one bulk insert per table. ``apply.py``
+describes the rules, and retries a batch that a concurrent SCIM push made fail.
 """
 
 from __future__ import annotations
@@ -25,16 +25,24 @@ from scim_reconciler.db.models import (
     Group,
     GroupMember,
     ManagedBy,
+    RunChange,
     User,
     UserEmail,
 )
-from scim_reconciler.reconcile.model import Change, ChangeKind, ChangeStatus
+from scim_reconciler.reconcile.bulk import insert_rows
+from scim_reconciler.reconcile.model import (
+    Change,
+    ChangeKind,
+    ChangeStatus,
+    Explained,
+)
 from scim_reconciler.reconcile.rows import (
     GROUP_SCHEMA,
     audit_row,
     email_rows,
     profile_columns,
     profile_document,
+    run_change_row,
 )
 from scim_reconciler.text import comparison_key
 
@@ -122,10 +130,10 @@ class RunState:
         SCIM push made since the run defers it.
         """
         version = self.user_versions.get(change.user_id or "")
-        details = change.details
+        explanation = change.explanation
         group_versions = dict(change.group_versions)
         if change.kind is ChangeKind.membership_change:
-            details = dict(details)
+            details = dict(change.details)
             for side in ("join", "leave"):
                 entries = []
                 for entry in details.get(side, []):
@@ -134,11 +142,12 @@ class RunState:
                         group_versions[group_id] = self.group_versions[group_id]
                     entries.append({**entry, "group_id": group_id})
                 details[side] = entries
+            explanation = Explained(change.reason, details)
         return replace(
             change,
             expected_version=change.expected_version if version is None else version,
-            details=details,
             group_versions=group_versions,
+            explanation=explanation,
         )
 
 
@@ -174,9 +183,16 @@ class Batch:
         self.leaves: dict[str, list[str]] = {}
         self.touched_groups: set[str] = set()
         self.audit_rows: list[dict[str, Any]] = []
+        self.run_change_rows: list[dict[str, Any]] = []
 
-    async def apply(self, changes: Sequence[Change]) -> list[ChangeStatus]:
-        """Decide every change in order, write the outcome, return the statuses."""
+    async def apply(
+        self, changes: Sequence[Change], seqs: Sequence[int] | None = None
+    ) -> list[ChangeStatus]:
+        """Decide every change in order, write the outcome, return the statuses.
+
+        ``seqs`` are the changes' positions in the run's plan. Given, the batch
+        also records every change with its status in run_changes.
+        """
         if self.session.get_bind().dialect.name == "postgresql":
             # asyncpg prepares each statement, and after five executions
             # PostgreSQL may keep a generic plan made while the run's first
@@ -185,14 +201,33 @@ class Batch:
             await self.session.execute(
                 text("SET LOCAL plan_cache_mode = force_custom_plan")
             )
-        await self._load(changes)
-        statuses = [await self._decide(change) for change in changes]
+        # Each change's reason and details are built once, for every use here.
+        explained = [change.explanation.explain() for change in changes]
+        details = [change_details for _reason, change_details in explained]
+        await self._load(changes, details)
+        statuses = []
+        for position, change in enumerate(changes):
+            reason = explained[position][0]
+            status = await self._decide(change, reason, details[position])
+            statuses.append(status)
+            if seqs is not None:
+                self.run_change_rows.append(
+                    run_change_row(
+                        self.run_id,
+                        seqs[position],
+                        change.with_status(status),
+                        reason,
+                        details[position],
+                    )
+                )
         await self._write()
         return statuses
 
     # Reading
 
-    async def _load(self, changes: Sequence[Change]) -> None:
+    async def _load(
+        self, changes: Sequence[Change], details: Sequence[dict[str, Any]]
+    ) -> None:
         user_ids = sorted({c.user_id for c in changes if c.user_id})
         if user_ids:
             users = (
@@ -204,11 +239,17 @@ class Batch:
             for row in (await self.session.scalars(users)).all():
                 self.users[row.id] = row
         profiles = [
-            c.details["profile"] for c in changes if c.kind is ChangeKind.create
+            detail["profile"]
+            for change, detail in zip(changes, details, strict=True)
+            if change.kind is ChangeKind.create
         ]
         if profiles:
             await self._load_taken(profiles)
-        memberships = [c for c in changes if c.kind is ChangeKind.membership_change]
+        memberships = [
+            (change, detail)
+            for change, detail in zip(changes, details, strict=True)
+            if change.kind is ChangeKind.membership_change
+        ]
         if memberships:
             await self._load_groups(memberships)
 
@@ -237,13 +278,15 @@ class Batch:
                 external_id for external_id in taken if external_id is not None
             )
 
-    async def _load_groups(self, memberships: list[Change]) -> None:
+    async def _load_groups(
+        self, memberships: list[tuple[Change, dict[str, Any]]]
+    ) -> None:
         """Lock the stored groups the changes name and read their memberships."""
         group_ids = sorted(
             {
                 stored_id
-                for change in memberships
-                for entry in _entries(change)
+                for _change, details in memberships
+                for entry in _entries(details)
                 if (stored_id := stored_group_id(entry, self.state)) is not None
             }
         )
@@ -257,7 +300,7 @@ class Batch:
         )
         for group_id, version in await self.session.execute(groups):
             self.group_versions[group_id] = version
-        member_ids = sorted({c.user_id for c in memberships if c.user_id})
+        member_ids = sorted({c.user_id for c, _details in memberships if c.user_id})
         if member_ids:
             rows = await self.session.execute(
                 select(GroupMember.group_id, GroupMember.user_id).where(
@@ -269,27 +312,39 @@ class Batch:
 
     # Deciding
 
-    async def _decide(self, change: Change) -> ChangeStatus:
+    async def _decide(
+        self, change: Change, reason: str, details: dict[str, Any]
+    ) -> ChangeStatus:
         key = comparison_key(change.user_name)
         if change.kind is ChangeKind.create:
-            status = self._create(change)
+            user_id = self._create(details["profile"])
         elif change.kind is ChangeKind.membership_change:
-            status = await self._membership(change, key)
-            self.state.membership[key] = status
+            user_id = await self._membership(change, details, key)
+            self.state.membership[key] = (
+                ChangeStatus.deferred if user_id is None else ChangeStatus.applied
+            )
         elif change.kind is ChangeKind.role_change:
             # Roles follow from membership, so this change shares its outcome.
             status = self.state.membership.get(key, ChangeStatus.applied)
             if status is ChangeStatus.applied:
-                self._audit(change, change.user_id or self.state.created.get(key))
+                user_id = change.user_id or self.state.created.get(key)
+                self._audit(change, reason, details, user_id)
             return status
         else:
-            status = self._update(change)
-        if status is ChangeStatus.deferred:
+            user_id = self._update(change, details)
+        if user_id is None:
             self.state.failed_users[key] = True
-        return status
+            return ChangeStatus.deferred
+        self._audit(change, reason, details, user_id)
+        return ChangeStatus.applied
 
-    def _audit(self, change: Change, user_id: str | None) -> None:
-        details = {"userName": change.user_name, "reason": change.reason}
+    def _audit(
+        self,
+        change: Change,
+        reason: str,
+        details: dict[str, Any],
+        user_id: str | None,
+    ) -> None:
         self.audit_rows.append(
             audit_row(
                 org_id=self.org_id,
@@ -298,7 +353,7 @@ class Batch:
                 user_id=user_id,
                 actor=self.actor,
                 run_id=self.run_id,
-                details={**details, **change.details},
+                details={"userName": change.user_name, "reason": reason, **details},
             )
         )
 
@@ -312,12 +367,12 @@ class Batch:
         expected = self.state.user_versions.get(row.id, change.expected_version)
         return row if row.version == expected else None
 
-    def _create(self, change: Change) -> ChangeStatus:
-        profile = change.details["profile"]
+    def _create(self, profile: dict[str, Any]) -> str | None:
+        """Create the account; return its id, or None to defer the change."""
         name = comparison_key(profile["userName"])
         external_id = profile.get("externalId")
         if name in self.taken_names or external_id in self.taken_external_ids:
-            return ChangeStatus.deferred  # a push created this user during the run
+            return None  # a push created this user during the run
         user_id = str(uuid.uuid4())
         document = profile_document(profile, None)
         self.new_users.append(
@@ -339,28 +394,27 @@ class Batch:
             self.taken_external_ids.add(external_id)
         self.state.created[name] = user_id
         self.state.user_versions[user_id] = 1
-        self._audit(change, user_id)
-        return ChangeStatus.applied
+        return user_id
 
-    def _update(self, change: Change) -> ChangeStatus:
+    def _update(self, change: Change, details: dict[str, Any]) -> str | None:
+        """Change the account; return its id, or None to defer the change."""
         row = self._current(change)
         if row is None:
-            return ChangeStatus.deferred
+            return None
         if change.kind is ChangeKind.deactivate:
             row.active = False
         elif change.kind is ChangeKind.reactivate:
             row.active = True
             row.deleted = False
-            if "profile" in change.details:
-                self._set_profile(row, change.details["profile"])
+            if "profile" in details:
+                self._set_profile(row, details["profile"])
         elif change.kind is ChangeKind.profile_update:
             # A new userName taken meanwhile fails the write; apply.py retries.
-            self._set_profile(row, change.details["profile"])
+            self._set_profile(row, details["profile"])
         row.version += 1
         row.last_modified = self.now
         self.state.user_versions[row.id] = row.version
-        self._audit(change, row.id)
-        return ChangeStatus.applied
+        return row.id
 
     def _set_profile(self, row: User, profile: dict[str, Any]) -> None:
         document = profile_document(profile, row.attributes)
@@ -369,19 +423,22 @@ class Batch:
         self.email_resets.append(row.id)
         self.new_emails.extend(email_rows(row.id, self.org_id, document))
 
-    async def _membership(self, change: Change, key: str) -> ChangeStatus:
+    async def _membership(
+        self, change: Change, details: dict[str, Any], key: str
+    ) -> str | None:
+        """Change the user's groups; return its id, or None to defer the change."""
         if key in self.state.failed_users:
-            return ChangeStatus.deferred
+            return None
         user_id = change.user_id or self.state.created.get(key)
         if user_id is None:
-            return ChangeStatus.deferred
+            return None
         if change.user_id is not None and self._current(change) is None:
-            return ChangeStatus.deferred
-        joins = [await self._group(e, change) for e in change.details.get("join", [])]
-        leaves = [await self._group(e, change) for e in change.details.get("leave", [])]
+            return None
+        joins = [await self._group(e, change) for e in details.get("join", [])]
+        leaves = [await self._group(e, change) for e in details.get("leave", [])]
         joined, left = _present(joins), _present(leaves)
         if len(joined) < len(joins) or len(left) < len(leaves):
-            return ChangeStatus.deferred
+            return None
         for group_id in joined:
             if (group_id, user_id) not in self.memberships:
                 self.memberships.add((group_id, user_id))
@@ -391,8 +448,7 @@ class Batch:
             self.memberships.discard((group_id, user_id))
             self.leaves.setdefault(group_id, []).append(user_id)
             self.touched_groups.add(group_id)
-        self._audit(change, user_id)
-        return ChangeStatus.applied
+        return user_id
 
     async def _group(self, entry: dict[str, Any], change: Change) -> str | None:
         """Return the stored id of an entry's group, creating it if the run may.
@@ -447,18 +503,14 @@ class Batch:
 
     async def _write(self) -> None:
         """Write the decided rows; foreign keys fix the order of the tables."""
-        # Core inserts of tables, not of ORM entities, skip the ORM's work per row.
         session = self.session
-        if self.new_users:
-            await session.execute(insert(table_of(User)), self.new_users)
+        await insert_rows(session, table_of(User), self.new_users)
         await session.flush()
         for chunk in _chunks(self.email_resets):
             await session.execute(delete(UserEmail).where(UserEmail.user_id.in_(chunk)))
-        if self.new_emails:
-            await session.execute(insert(table_of(UserEmail)), self.new_emails)
+        await insert_rows(session, table_of(UserEmail), self.new_emails)
 
-        if self.joins:
-            await session.execute(insert(table_of(GroupMember)), self.joins)
+        await insert_rows(session, table_of(GroupMember), self.joins)
         for group_id, user_ids in self.leaves.items():
             for chunk in _chunks(user_ids):
                 await session.execute(
@@ -480,8 +532,8 @@ class Batch:
         for group_id in touched:
             self.state.group_versions[group_id] = self.group_versions[group_id] + 1
 
-        if self.audit_rows:
-            await session.execute(insert(table_of(AuditEvent)), self.audit_rows)
+        await insert_rows(session, table_of(AuditEvent), self.audit_rows)
+        await insert_rows(session, table_of(RunChange), self.run_change_rows)
         await session.flush()
 
 
@@ -498,8 +550,8 @@ def table_of(model: type[Base]) -> Table:
     return cast(Table, model.__table__)
 
 
-def _entries(change: Change) -> Iterable[dict[str, Any]]:
-    return [*change.details.get("join", []), *change.details.get("leave", [])]
+def _entries(details: dict[str, Any]) -> Iterable[dict[str, Any]]:
+    return [*details.get("join", []), *details.get("leave", [])]
 
 
 def _present(groups: list[str | None]) -> list[str]:

@@ -117,6 +117,9 @@ def _hold_suspect_removals(
 ) -> list[str]:
     """Hold removals from suspect groups and what they cause; return warnings."""
     suspect = _suspect_groups(snapshot, stored)
+    if not suspect:
+        # Spares building the details of every membership change.
+        return []
     held_per_group: dict[str, int] = {}
     for change in changes:
         if change.kind is not ChangeKind.membership_change:

@@ -19,21 +19,25 @@ docs/reconciliation.md describes the reasons and the ``details`` of each kind.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
 from scim_reconciler.errors import NotFoundError
 from scim_reconciler.reconcile import reasons
-from scim_reconciler.reconcile.groups import (
-    NEW_GROUP_PREFIX,
-    GroupMatch,
-    GroupTarget,
-    match_groups,
+from scim_reconciler.reconcile.explain import (
+    NO_GROUPS,
+    MembershipChange,
+    NewAccount,
+    PlanIndex,
+    RoleChange,
 )
+from scim_reconciler.reconcile.groups import GroupMatch, match_groups
 from scim_reconciler.reconcile.model import (
     Change,
     ChangeKind,
+    Explained,
+    Explanation,
     IdpUser,
     Plan,
     Snapshot,
@@ -41,7 +45,6 @@ from scim_reconciler.reconcile.model import (
     StoredUser,
 )
 from scim_reconciler.reconcile.users import UserMatch, match_users
-from scim_reconciler.services.roles import EffectiveRole, RoleGrant, merge_grants
 from scim_reconciler.text import comparison_key
 
 NO_MAPPINGS_WARNING = (
@@ -212,10 +215,6 @@ class _Planner:
         self.snapshot = snapshot
         self.stored = stored
         self.groups: GroupMatch = match_groups(snapshot, stored)
-        self.idp_names = {
-            idp_id: group_snapshot.group.name
-            for idp_id, group_snapshot in self.groups.snapshots.items()
-        }
         # Mapped IdP groups of each IdP user, and target keys of each account.
         idp_groups_of: defaultdict[str, list[str]] = defaultdict(list)
         for idp_id, group_snapshot in self.groups.snapshots.items():
@@ -228,12 +227,15 @@ class _Planner:
                     current_of[user_id].add(key)
         # Plain dicts, so that a lookup of an unlisted user cannot add it.
         self.idp_groups_of = dict(idp_groups_of)
-        self.current_of = dict(current_of)
+        # Frozen once here, because the changes of an account keep its keys.
+        self.current_of = {
+            user_id: frozenset(keys) for user_id, keys in current_of.items()
+        }
+        self.index = PlanIndex(self.groups, self.idp_groups_of, stored.role_names)
+        self.idp_names = self.index.idp_names
         self.users: UserMatch = match_users(snapshot.users.values(), stored.users)
         self.created: dict[str, str] = {}
         self.rename_warnings: list[str] = []
-        self._keys_cache: dict[tuple[str, ...], frozenset[str]] = {}
-        self._roles_cache: dict[frozenset[str], tuple[EffectiveRole, ...]] = {}
 
     @cached_property
     def by_user_name(self) -> dict[str, StoredUser]:
@@ -303,42 +305,33 @@ class _Planner:
     def plan_new(self, user: IdpUser) -> list[Change]:
         """Plan the account of an active, listed IdP user who has none."""
         idp_groups = self.idp_groups_of[user.id]
-        profile = {
-            "userName": user.user_name,
-            "externalId": user.id,
-            "email": user.email,
-            "givenName": user.given_name,
-            "familyName": user.family_name,
-            "displayName": user.display_name,
-        }
-        details = {"profile": profile, "groups": self._names_of_idp(idp_groups)}
-        reason = reasons.create(user, self._describe_idp_groups(idp_groups))
-        create = _change(ChangeKind.create, user, None, reason, details)
-        target = self._keys_of(idp_groups)
-        return [create, *self._membership(user, None, frozenset(), target)]
+        explanation = NewAccount(self.index, user)
+        create = _change(ChangeKind.create, user, None, explanation)
+        return [create, *self._membership(user, None, NO_GROUPS, idp_groups)]
 
     def plan_account(self, user: IdpUser, account: StoredUser) -> list[Change]:
         """Plan the changes of an IdP user's existing account."""
         idp_groups = self.idp_groups_of.get(user.id, [])
         was_active = account.active and not account.deleted
         changes: list[Change] = []
+        # IdP ids of the mapped groups whose stored groups the account ends up in.
+        target: Sequence[str] = idp_groups
         if user.active and idp_groups:
             changes.extend(self._keep_active(user, account, idp_groups))
-            target = self._keys_of(idp_groups)
         elif not user.active:
             if was_active:
                 reason = reasons.deactivate_in_idp(user)
                 details = {"cause": "idp_inactive", "idp_status": user.status}
-                changes.append(
-                    _change(ChangeKind.deactivate, user, account, reason, details)
-                )
+                explained = Explained(reason, details)
+                changes.append(_change(ChangeKind.deactivate, user, account, explained))
             # A deleted account stays out of groups while the IdP user is inactive.
-            target = frozenset() if account.deleted else self._keys_of(idp_groups)
+            if account.deleted:
+                target = ()
         else:
             if was_active:
                 changes.append(self._deactivate_unlisted(user, account))
-            target = frozenset()
-        current = frozenset(self.current_of.get(account.id, ()))
+            target = ()
+        current = self.current_of.get(account.id, NO_GROUPS)
         return changes + self._membership(user, account, current, target)
 
     def plan_unlisted(self, account: StoredUser) -> list[Change]:
@@ -346,8 +339,8 @@ class _Planner:
         changes = []
         if account.active and not account.deleted:
             changes.append(self._deactivate_unlisted(None, account))
-        current = frozenset(self.current_of.get(account.id, ()))
-        return changes + self._membership(None, account, current, frozenset())
+        current = self.current_of.get(account.id, NO_GROUPS)
+        return changes + self._membership(None, account, current, ())
 
     def _keep_active(
         self, user: IdpUser, account: StoredUser, idp_groups: list[str]
@@ -361,17 +354,18 @@ class _Planner:
                 return []
             by_user_name = user.id in self.users.found_by_user_name
             reason = reasons.profile_update(user, changed, by_user_name)
-            update = {"profile": profile, "changed": changed}
-            return [_change(ChangeKind.profile_update, user, account, reason, update)]
+            update = Explained(reason, {"profile": profile, "changed": changed})
+            return [_change(ChangeKind.profile_update, user, account, update)]
         profile, changed = self._profile(user, account)
-        described = self._describe_idp_groups(idp_groups)
+        described = [self.index.idp_descriptions[idp_id] for idp_id in idp_groups]
         reason = reasons.reactivate(user, account, described, changed)
         details: dict[str, Any] = {
             "profile": profile,
             "changed": changed,
             "previous_state": "deleted" if account.deleted else "deactivated",
         }
-        return [_change(ChangeKind.reactivate, user, account, reason, details)]
+        explained = Explained(reason, details)
+        return [_change(ChangeKind.reactivate, user, account, explained)]
 
     def _deactivate_unlisted(self, user: IdpUser | None, account: StoredUser) -> Change:
         left = self._names(self.current_of.get(account.id, ()))
@@ -381,7 +375,8 @@ class _Planner:
             "idp_status": user.status if user is not None else None,
             "left": left,
         }
-        return _change(ChangeKind.deactivate, user, account, reason, details)
+        explained = Explained(reason, details)
+        return _change(ChangeKind.deactivate, user, account, explained)
 
     def _profile(
         self, user: IdpUser, account: StoredUser
@@ -440,92 +435,39 @@ class _Planner:
 
     # Membership and roles
 
-    def _keys_of(self, idp_groups: Iterable[str]) -> frozenset[str]:
-        """Return the target keys of the stored groups mirroring the IdP groups."""
-        idp_key = tuple(idp_groups)
-        keys = self._keys_cache.get(idp_key)
-        if keys is None:
-            keys = frozenset(
-                key for idp_id in idp_key for key in self.groups.targets_of[idp_id]
-            )
-            self._keys_cache[idp_key] = keys
-        return keys
-
-    def _roles(self, keys: frozenset[str]) -> tuple[EffectiveRole, ...]:
-        roles = self._roles_cache.get(keys)
-        if roles is None:
-            grants = [
-                RoleGrant(mapping.role_slug, mapping.grant, mapping.object_ids)
-                for key in keys
-                for mapping in self.groups.targets[key].mappings
-            ]
-            roles = tuple(merge_grants(grants, self.stored.role_names))
-            self._roles_cache[keys] = roles
-        return roles
-
     def _membership(
         self,
         user: IdpUser | None,
         account: StoredUser | None,
         current: frozenset[str],
-        target: frozenset[str],
+        target_groups: Sequence[str],
     ) -> list[Change]:
-        """Plan the membership change and the role change it causes, if any."""
+        """Plan the membership change and the role change it causes, if any.
+
+        ``current`` are the target keys of the account's groups, and
+        ``target_groups`` the IdP ids of the mapped groups it should mirror.
+        """
+        index = self.index
+        target = index.keys_of(target_groups)
         if current == target:
             return []
-        joins = self._by_name(target - current)
-        leaves = self._by_name(current - target)
-        details = {
-            "join": [_entry(group) for group in joins],
-            "leave": [_entry(group) for group in leaves],
-            "joined": [group.name for group in joins],
-            "left": [group.name for group in leaves],
-        }
-        listed_in = {
-            idp_id: self.idp_names[idp_id]
-            for idp_id in (self.idp_groups_of.get(user.id, ()) if user else ())
-        }
-        reason = reasons.membership(joins, leaves, listed_in, self.idp_names)
         versions = {
-            group.stored.id: group.stored.version
-            for group in joins + leaves
-            if group.stored is not None
+            stored.id: stored.version
+            for key in current ^ target
+            if (stored := index.targets[key].stored) is not None
         }
+        explanation = MembershipChange(index, user, current, target_groups)
         kind = ChangeKind.membership_change
-        changes = [_change(kind, user, account, reason, details, versions)]
+        changes = [_change(kind, user, account, explanation, versions)]
 
-        before, after = self._roles(current), self._roles(target)
+        before, after = index.roles(current), index.roles(target)
         if reasons.role_key(before) != reasons.role_key(after):
-            roles = {
-                "before": [reasons.role_entry(role) for role in before],
-                "after": [reasons.role_entry(role) for role in after],
-            }
-            mappings = [m for key in target for m in self.groups.targets[key].mappings]
-            reason = reasons.role_change(before, after, mappings)
-            changes.append(
-                _change(ChangeKind.role_change, user, account, reason, roles)
-            )
+            roles = RoleChange(index, current, target_groups)
+            changes.append(_change(ChangeKind.role_change, user, account, roles))
         return changes
-
-    def _by_name(self, keys: Iterable[str]) -> list[GroupTarget]:
-        targets = [self.groups.targets[key] for key in keys]
-        return sorted(targets, key=lambda target: (target.name.lower(), target.key))
-
-    def _names_of_idp(self, idp_groups: list[str]) -> list[str]:
-        return [self.idp_names[idp_id] for idp_id in idp_groups]
 
     def _names(self, keys: Iterable[str]) -> list[str]:
         return sorted(self.groups.targets[key].name for key in keys)
-
-    def _describe_idp_groups(self, idp_groups: list[str]) -> list[str]:
-        return [
-            reasons.idp_group(
-                self.groups.snapshots[idp_id].group,
-                self.groups.mappings[idp_id],
-                self.stored.role_names,
-            )
-            for idp_id in idp_groups
-        ]
 
 
 def _same_profile(user: IdpUser, account: StoredUser) -> bool:
@@ -555,29 +497,11 @@ def _reported(reported: str | None, stored: str | None) -> str | None:
     return stored if reported is None else reported
 
 
-def _entry(target: GroupTarget) -> dict[str, Any]:
-    """Describe a group for apply: stored id, name and the IdP group it mirrors.
-
-    ``group_id`` is None for a group to create with ``name`` and externalId
-    ``idp_group_id``.
-    """
-    return {
-        "group_id": target.stored.id if target.stored else None,
-        "name": target.name,
-        "idp_group_id": (
-            target.key.removeprefix(NEW_GROUP_PREFIX)
-            if target.stored is None
-            else target.idp_group_ids[0]
-        ),
-    }
-
-
 def _change(
     kind: ChangeKind,
     user: IdpUser | None,
     account: StoredUser | None,
-    reason: str,
-    details: dict[str, Any],
+    explanation: Explanation,
     group_versions: dict[str, int] | None = None,
 ) -> Change:
     """Build a change of the account, or of the IdP user when it has none."""
@@ -587,18 +511,16 @@ def _change(
             kind=kind,
             user_name=account.user_name,
             external_id=external_id,
-            reason=reason,
             user_id=account.id,
             expected_version=account.version,
-            details=details,
-            group_versions=group_versions or {},
+            group_versions=group_versions,
+            explanation=explanation,
         )
     assert user is not None
     return Change(
         kind=kind,
         user_name=user.user_name,
         external_id=user.id,
-        reason=reason,
-        details=details,
-        group_versions=group_versions or {},
+        group_versions=group_versions,
+        explanation=explanation,
     )

@@ -1,4 +1,5 @@
-"""Rows that apply writes: user profiles with their emails, and audit events.
+"""Rows that apply writes: user profiles with their emails, audit events, and
+the run's record of each change.
 
 Apply writes many rows per batch with one multi-row statement per table, so
 these helpers build plain column dictionaries rather than ORM objects.
@@ -10,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from scim_reconciler.db.models import Source
+from scim_reconciler.reconcile.model import Change
 from scim_reconciler.text import comparison_key
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -114,4 +116,30 @@ def audit_row(
         "actor": actor,
         "run_id": run_id,
         "details": details,
+    }
+
+
+def run_change_row(
+    run_id: str, seq: int, change: Change, reason: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the run_changes row of the change at position ``seq`` of a plan.
+
+    ``reason`` and ``details`` are the change's, passed in so that a batch
+    builds them once for the row and the audit event.
+    """
+    return {
+        "run_id": run_id,
+        "seq": seq,
+        "kind": change.kind.value,
+        "status": change.status.value,
+        "user_id": change.user_id,
+        "user_name": change.user_name,
+        "external_id": change.external_id,
+        "reason": reason,
+        "hold_reason": change.hold_reason,
+        "details": {
+            "data": details,
+            "_expected_version": change.expected_version,
+            "_group_versions": dict(change.group_versions),
+        },
     }

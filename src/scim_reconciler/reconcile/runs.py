@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from scim_reconciler.clock import utcnow
 from scim_reconciler.db.engine import Database
@@ -37,8 +39,9 @@ from scim_reconciler.errors import (
 )
 from scim_reconciler.observability import metrics
 from scim_reconciler.observability.logging import run_log_context
-from scim_reconciler.reconcile.apply import apply_changes
+from scim_reconciler.reconcile.apply import BATCH_SIZE, apply_changes
 from scim_reconciler.reconcile.batch import RunState, table_of
+from scim_reconciler.reconcile.bulk import insert_rows
 from scim_reconciler.reconcile.connectors.base import Connector
 from scim_reconciler.reconcile.connectors.registry import build_connector
 from scim_reconciler.reconcile.guards import apply_guards
@@ -52,6 +55,7 @@ from scim_reconciler.reconcile.model import (
     Policy,
 )
 from scim_reconciler.reconcile.plan import make_plan
+from scim_reconciler.reconcile.rows import run_change_row
 from scim_reconciler.reconcile.snapshot import take_snapshot
 from scim_reconciler.reconcile.store import load_stored_state
 from scim_reconciler.services.tokens import has_valid_token
@@ -118,8 +122,11 @@ class Reconciler:
         owner: str = "cli",
         connector_factory: ConnectorFactory | None = None,
         should_stop: Callable[[], bool] | None = None,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self.database = database
+        # Changes applied and recorded per transaction.
+        self.batch_size = batch_size
         self.secret_key = secret_key
         self.owner = owner
         # True once the service is stopping: apply stops between batches.
@@ -172,18 +179,25 @@ class Reconciler:
             await lock.release()
 
     async def _interrupt_stale(self, org_id: int) -> int:
-        """Mark runs left 'running' as interrupted; only call while holding the lock."""
+        """Mark runs left 'running' as interrupted; only call while holding the lock.
+
+        Their counts and drift become those of the changes their batches
+        recorded before the process stopped.
+        """
         async with self.database.write() as session:
-            result = await session.execute(
-                update(Run)
-                .where(Run.org_id == org_id, Run.status == RunStatus.running)
-                .values(
-                    status=RunStatus.interrupted,
-                    finished_at=utcnow(),
-                    error="the process running it stopped before it finished",
+            stale = (
+                await session.scalars(
+                    select(Run).where(
+                        Run.org_id == org_id, Run.status == RunStatus.running
+                    )
                 )
-            )
-        count: int = result.rowcount  # type: ignore[attr-defined]
+            ).all()
+            for run in stale:
+                run.status = RunStatus.interrupted
+                run.finished_at = utcnow()
+                run.error = "the process running it stopped before it finished"
+                run.counts, run.drift = await _recorded_counts(session, run.id)
+        count = len(stale)
         if count:
             logger.warning(
                 "Marked %d unfinished runs of org %s interrupted", count, org_id
@@ -260,7 +274,8 @@ class Reconciler:
                     "applied"
                 )
                 try:
-                    await self._finish(run, RunStatus.failed, (), error=error)
+                    # Changes of batches it applied are recorded; count those.
+                    await self._finish(run, RunStatus.failed, None, error=error)
                 except Exception:
                     log.exception("Could not record run %s as failed", run.id)
                 metrics.observe_run(org.slug, run, ())
@@ -288,45 +303,80 @@ class Reconciler:
             on_plan(plan)
         changes = plan.changes
         error = None
+        # Positions in the plan of the changes still to record; None for all.
+        unrecorded: Sequence[int] | None = None
         if request.dry_run:
             status = RunStatus.succeeded
         elif not can_apply:
             status = RunStatus.paused
         else:
-            to_apply = [c for c in changes if c.status is ChangeStatus.planned]
-            state = RunState()
-            applied = await apply_changes(
-                self.database,
-                org.id,
-                run.id,
-                to_apply,
-                progress=progress,
-                state=state,
-                should_stop=self.should_stop,
-            )
-            # Held changes are recorded as they must apply after this run's own.
-            results = iter(applied)
-            changes = tuple(
-                next(results)
-                if change.status is ChangeStatus.planned
-                else state.rebase(change)
-                if change.status is ChangeStatus.held
-                else change
-                for change in changes
-            )
+            planned = sum(1 for c in changes if c.status is ChangeStatus.planned)
+            changes, unrecorded = await self._apply(run, org, changes, progress)
             held = any(change.status is ChangeStatus.held for change in changes)
             status = RunStatus.held if held else RunStatus.succeeded
-            unapplied = sum(1 for c in applied if c.status is ChangeStatus.planned)
+            unapplied = sum(1 for c in changes if c.status is ChangeStatus.planned)
             if unapplied:
                 status = RunStatus.interrupted
                 error = (
                     f"the service stopped during the run: {unapplied} of "
-                    f"{len(to_apply)} changes were not applied, and the next run "
+                    f"{planned} changes were not applied, and the next run "
                     "plans them again"
                 )
         return await self._finish(
-            run, status, changes, plan=plan, paused=not can_apply, error=error
+            run,
+            status,
+            changes,
+            plan=plan,
+            paused=not can_apply,
+            error=error,
+            unrecorded=unrecorded,
         )
+
+    async def _apply(
+        self,
+        run: Run,
+        org: Organization,
+        changes: tuple[Change, ...],
+        progress: Progress | None,
+    ) -> tuple[tuple[Change, ...], list[int]]:
+        """Apply the planned changes, each batch recording its own.
+
+        Returns every change with its outcome, and the positions of those that
+        no batch recorded: the held ones, and those left when the service
+        stopped.
+        """
+        seqs = array(
+            "q",
+            (
+                position
+                for position, change in enumerate(changes)
+                if change.status is ChangeStatus.planned
+            ),
+        )
+        state = RunState()
+        applied = await apply_changes(
+            self.database,
+            org.id,
+            run.id,
+            [changes[position] for position in seqs],
+            progress=progress,
+            batch_size=self.batch_size,
+            state=state,
+            should_stop=self.should_stop,
+            seqs=seqs,
+        )
+        final = list(changes)
+        for position, change in zip(seqs, applied, strict=True):
+            final[position] = change
+        unrecorded = []
+        for position, change in enumerate(final):
+            if change.status is ChangeStatus.held:
+                # Recorded as they must apply after this run's own changes.
+                final[position] = state.rebase(change)
+                unrecorded.append(position)
+            elif change.status is ChangeStatus.planned:
+                unrecorded.append(position)
+        return tuple(final), unrecorded
 
     async def _plan(
         self, org: Organization, config: ConnectorConfig, request: RunRequest
@@ -343,9 +393,6 @@ class Reconciler:
         # A connector may keep what it read (the directory file's whole content),
         # which planning no longer needs.
         del connector
-        # NOTE: the plan keeps every change with its reason and details in memory
-        # until the run is recorded, about 1.4 KB per change. So a first run of
-        # 100k users (300k changes) peaks at about 700 MiB (docs/benchmarks.md).
         plan = make_plan(
             snapshot, stored, only_user=request.only_user, only_group=request.only_group
         )
@@ -358,17 +405,25 @@ class Reconciler:
         self,
         run: Run,
         status: RunStatus,
-        changes: tuple[Change, ...],
+        changes: tuple[Change, ...] | None,
         *,
         error: str | None = None,
         plan: Plan | None = None,
         paused: bool = False,
+        unrecorded: Sequence[int] | None = None,
     ) -> RunReport:
+        """Record the run's outcome and the changes its batches did not record.
+
+        ``changes`` None means they are unknown (the run failed unexpectedly):
+        counts and drift then come from the changes recorded so far.
+        ``unrecorded`` are the positions of the changes to record, None for all.
+        """
         run.status = status
         run.finished_at = utcnow()
         run.error = error
-        run.counts = counts_of(changes)
-        run.drift = drift_of(changes)
+        if changes is not None:
+            run.counts = counts_of(changes)
+            run.drift = drift_of(changes)
         run.summary = {
             "skipped": [list(item) for item in plan.skipped] if plan else [],
             "warnings": list(plan.warnings) if plan else [],
@@ -377,8 +432,15 @@ class Reconciler:
             else None,
         }
         async with self.database.write() as session:
+            if changes is None:
+                run.counts, run.drift = await _recorded_counts(session, run.id)
             await session.merge(run)
-            await _store_changes(session, run.id, changes)
+            if changes is not None:
+                # The flush starts the transaction that the bulk insert needs.
+                await session.flush()
+                positions = range(len(changes)) if unrecorded is None else unrecorded
+                await _store_changes(session, run.id, changes, positions)
+        changes = changes or ()
         logging.LoggerAdapter(logger, {"run": run.id}).info(
             "Run %s finished %s: %d changes, drift %d%s",
             run.id,
@@ -421,7 +483,12 @@ class Reconciler:
                 if c.status is ChangeStatus.held
             ]
             applied = await apply_changes(
-                self.database, run.org_id, run.id, approved, actor=actor
+                self.database,
+                run.org_id,
+                run.id,
+                approved,
+                actor=actor,
+                batch_size=self.batch_size,
             )
             results = iter(applied)
             final = tuple(
@@ -433,7 +500,10 @@ class Reconciler:
                 run.status = RunStatus.succeeded
             async with self.database.write() as session:
                 await session.merge(run)
-                await _store_changes(session, run.id, final)
+                await session.execute(
+                    delete(RunChange).where(RunChange.run_id == run.id)
+                )
+                await _store_changes(session, run.id, final, range(len(final)))
             return RunReport(run, final)
         finally:
             await lock.release()
@@ -488,40 +558,40 @@ def change_from_row(row: RunChange) -> Change:
     )
 
 
-def change_row(run_id: str, seq: int, change: Change) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "seq": seq,
-        "kind": change.kind.value,
-        "status": change.status.value,
-        "user_id": change.user_id,
-        "user_name": change.user_name,
-        "external_id": change.external_id,
-        "reason": change.reason,
-        "hold_reason": change.hold_reason,
-        "details": {
-            "data": change.details,
-            "_expected_version": change.expected_version,
-            "_group_versions": change.group_versions,
-        },
-    }
-
-
 async def _store_changes(
-    session: Any, run_id: str, changes: tuple[Change, ...]
+    session: AsyncSession,
+    run_id: str,
+    changes: Sequence[Change],
+    positions: Sequence[int],
 ) -> None:
-    from sqlalchemy import delete, insert
-
-    await session.execute(delete(RunChange).where(RunChange.run_id == run_id))
+    """Insert the run_changes rows of the changes at ``positions`` of a plan."""
     # Rows are built per chunk, so that a large plan never has them all at once.
-    # A Core insert skips the ORM's work per row.
-    table = table_of(RunChange)
-    for start in range(0, len(changes), 2000):
-        rows = [
-            change_row(run_id, seq, changes[seq])
-            for seq in range(start, min(start + 2000, len(changes)))
-        ]
-        await session.execute(insert(table), rows)
+    for start in range(0, len(positions), 2000):
+        rows = []
+        for seq in positions[start : start + 2000]:
+            reason, details = changes[seq].explanation.explain()
+            rows.append(run_change_row(run_id, seq, changes[seq], reason, details))
+        await insert_rows(session, table_of(RunChange), rows)
+
+
+async def _recorded_counts(
+    session: AsyncSession, run_id: str
+) -> tuple[dict[str, Any], int]:
+    """Return the counts and drift of the changes recorded for a run."""
+    by_kind = {kind.value: 0 for kind in ChangeKind}
+    by_status = {status.value: 0 for status in ChangeStatus}
+    drift = 0
+    rows = await session.execute(
+        select(RunChange.kind, RunChange.status, func.count())
+        .where(RunChange.run_id == run_id)
+        .group_by(RunChange.kind, RunChange.status)
+    )
+    for kind, status, count in rows:
+        by_kind[kind] += count
+        by_status[status] += count
+        if status == ChangeStatus.applied and kind != ChangeKind.role_change:
+            drift += count
+    return {"by_kind": by_kind, "by_status": by_status}, drift
 
 
 async def list_runs(database: Database, org_id: int, limit: int = 50) -> list[Run]:
