@@ -157,6 +157,19 @@ def test_guards_hold_deactivations_over_count() -> None:
     assert planned == {"user99@example.com"}
 
 
+def test_guards_reason_singular_for_one() -> None:
+    taken = snapshot({ADMINS: ADMIN_USERS, ANALYSTS: ANALYST_USERS[1:]})
+    policy = Policy(max_deactivations=0, max_deactivation_percent=100.0)
+
+    plan = guarded(taken, synced(), policy)
+
+    held = [change for change in plan.changes if change.status is ChangeStatus.held]
+    assert held
+    assert held[0].hold_reason.startswith(
+        "this run would deactivate 1 user, more than the limit of 0 per run"
+    )
+
+
 def test_guards_allow_deactivations_at_limit() -> None:
     taken = snapshot({ADMINS: ADMIN_USERS, ANALYSTS: ANALYST_USERS[2:]})
     policy = Policy(max_deactivations=2, max_deactivation_percent=100.0)

@@ -179,13 +179,15 @@ def _hold_excess_deactivations(
         limit = f"more than the limit of {policy.max_deactivations} per run"
     elif percent > policy.max_deactivation_percent:
         limit = (
-            f"{percent:.1f}% of the {active} active IdP-managed users, more than "
+            f"{percent:.1f}% of the {active} active IdP-managed "
+            f"{'user' if active == 1 else 'users'}, more than "
             f"the limit of {policy.max_deactivation_percent:g}%"
         )
     else:
         return None
     reason = (
-        f"this run would deactivate {count} users, {limit}; the deactivations "
+        f"this run would deactivate {count} {'user' if count == 1 else 'users'}, "
+        f"{limit}; the deactivations "
         "wait for an admin's approval while the other changes apply"
     )
     for position in planned:
