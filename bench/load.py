@@ -53,6 +53,7 @@ class Result:
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     server_cpu_ms: float | None = None
+    client_cpu_ms: float | None = None
     first_error: str | None = None
     latencies: list[float] = field(default_factory=list, repr=False)
 
@@ -237,6 +238,7 @@ async def run(arguments: argparse.Namespace, token: str) -> dict[str, Any]:
                 total = min(total, len(workload.created_ids))
             request = workload.requests()[name]
             cpu_before = _cpu_seconds(server)
+            client_cpu_before = time.process_time()
             result = await run_operation(
                 client,
                 name,
@@ -245,6 +247,10 @@ async def run(arguments: argparse.Namespace, token: str) -> dict[str, Any]:
                 arguments.concurrency,
                 arguments.max_seconds,
             )
+            if result.requests:
+                # The load generator shares the machine's CPUs with the server.
+                client_cpu = time.process_time() - client_cpu_before
+                result.client_cpu_ms = client_cpu * 1000 / result.requests
             if server is not None and result.requests:
                 cpu = _cpu_seconds(server) - cpu_before
                 result.server_cpu_ms = cpu * 1000 / result.requests

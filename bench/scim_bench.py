@@ -389,7 +389,7 @@ def format_case(case: dict[str, Any]) -> str:
         f"(seeded in {case['seed_seconds']} s; load average "
         f"{case['load_average_before']} before, {case['load_average_after']} after)",
         f"{'server':<13}{'operation':<10}{'ok':>7}{'errors':>8}{'req/s':>9}"
-        f"{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>9}",
+        f"{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>9}{'load cpu ms':>13}",
     ]
     for server in ("service", "reference"):
         if server not in case:
@@ -400,6 +400,7 @@ def format_case(case: dict[str, Any]) -> str:
                 f"{name:<13}{operation:<10}{result['ok']:>7}{result['errors']:>8}"
                 f"{result['throughput']:>9.0f}{result['p50_ms']:>9.2f}"
                 f"{result['p99_ms']:>9.2f}{result['server_cpu_ms']:>9.2f}"
+                f"{result['client_cpu_ms']:>13.2f}"
             )
         rss = case[server]["rss"]
         lines.append(

@@ -104,7 +104,13 @@ class Settings(BaseSettings):
         default=1000, ge=1, description="Largest page a SCIM list returns."
     )
     database_pool_size: int = Field(
-        default=10, ge=1, description="PostgreSQL connections per process."
+        default=10, ge=1, description="Database connections each process keeps."
+    )
+    database_pool_pre_ping: bool = Field(
+        default=True,
+        description="Test a pooled PostgreSQL connection that sat unused for more "
+        "than a second before a request uses it, and replace it if the database "
+        "dropped it.",
     )
     roles: list[RoleDefinition] = Field(
         default_factory=lambda: list(DEFAULT_ROLE_CATALOG),

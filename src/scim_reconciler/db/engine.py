@@ -4,25 +4,38 @@ On SQLite, write transactions start with ``BEGIN IMMEDIATE`` so that a
 read-modify-write (a group PATCH, say) holds the write lock from its first read,
 and two of them cannot interleave. PostgreSQL gets the same guarantee from row
 locks taken with ``SELECT ... FOR UPDATE``.
+
+``Database.fetch`` runs one SELECT on the driver connection itself, for the
+hottest read (the SCIM userName lookup): SQLAlchemy compiles the statement and
+converts the result values, but neither a session nor a transaction wraps it.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Select, event, exc
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Pre-ping tests only a connection that sat in the pool longer than this. Under
+# steady traffic a connection comes back within milliseconds, and a test on
+# every use costs three round trips (the asyncpg ping of SQLAlchemy 2.1 is
+# BEGIN, an empty statement and ROLLBACK). Drops by a restart, a failover, a firewall or
+# a connection pooler build up while connections sit idle.
+PRE_PING_IDLE_SECONDS = 1.0
 
 
 def _prepare_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
@@ -43,6 +56,76 @@ def _prepare_sqlite(engine: AsyncEngine, *, immediate: bool) -> None:
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql(begin)
 
+    # Replaces the pool's rollback on return (the engines are created with
+    # pool_reset_on_return=None). A rollback is a hand-off to the driver's
+    # thread, and a connection that ``Database.fetch`` used is in no
+    # transaction, so the listener rolls back only one that is.
+    @event.listens_for(engine.sync_engine.pool, "reset")
+    def _on_reset(
+        dbapi_connection: Any, _record: ConnectionPoolEntry, state: PoolResetState
+    ) -> None:
+        if state.transaction_was_reset or not state.asyncio_safe:
+            return
+        if dbapi_connection.driver_connection.in_transaction:
+            dbapi_connection.rollback()
+
+
+def _pre_ping_idle(engine: AsyncEngine) -> None:
+    """Test a connection at checkout if it sat idle for PRE_PING_IDLE_SECONDS.
+
+    This is SQLAlchemy's ``pool_pre_ping`` with a time condition: a connection
+    that the database dropped makes the pool discard it and every connection
+    opened before it, and the checkout gets a new one.
+    """
+    dialect = engine.dialect
+
+    @event.listens_for(engine.sync_engine.pool, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def _on_checkout(
+        dbapi_connection: Any, record: ConnectionPoolEntry, _proxy: Any
+    ) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None:
+            return  # a new connection
+        if time.monotonic() - checked_in_at < PRE_PING_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as error:
+            if dialect.is_disconnect(error, dbapi_connection, None):
+                raise exc.InvalidatePoolError() from error
+            raise
+
+
+@dataclass(frozen=True)
+class DriverStatement:
+    """A SELECT compiled for one dialect, with what turns driver values into
+    the values that SQLAlchemy would return."""
+
+    sql: str
+    parameter_names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    @classmethod
+    def compile(cls, statement: Select[Any], dialect: Dialect) -> DriverStatement:
+        compiled = statement.compile(dialect=dialect)
+        # Both drivers take positional parameters: "?" on SQLite, "$1" on asyncpg.
+        assert compiled.positiontup is not None
+        processors = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in statement.selected_columns
+        )
+        return cls(str(compiled), tuple(compiled.positiontup), processors)
+
+    def convert(self, row: Any) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None or value is None else process(value)
+            for process, value in zip(self.processors, row, strict=True)
+        )
+
 
 @dataclass
 class Database:
@@ -51,6 +134,9 @@ class Database:
     url: str
     read_engine: AsyncEngine
     write_engine: AsyncEngine
+    _driver_statements: dict[int, tuple[Select[Any], DriverStatement]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,6 +156,44 @@ class Database:
         ):
             yield session
 
+    async def fetch(
+        self, statement: Select[Any], parameters: Mapping[str, str]
+    ) -> list[tuple[Any, ...]]:
+        """Run a SELECT on the driver connection in one round trip, outside a
+        transaction, and return its rows.
+
+        Every bound parameter must be a string named in ``parameters``, because
+        the values go to the driver without SQLAlchemy's bind processing. A
+        single statement needs no transaction: it reads one consistent snapshot
+        on both databases. On SQLite it also takes one hand-off to the driver's
+        thread instead of several for an ORM session.
+        """
+        compiled = self._driver_statement(statement)
+        values = [parameters[name] for name in compiled.parameter_names]
+        async with self.read_engine.connect() as connection:
+            raw = await connection.get_raw_connection()
+            driver: Any = raw.driver_connection
+            try:
+                if self.is_sqlite:
+                    rows = await driver.execute_fetchall(compiled.sql, values)
+                else:
+                    rows = await driver.fetch(compiled.sql, *values)
+            except BaseException:
+                # SQLAlchemy did not see this failure and cannot tell a broken
+                # connection from a bad statement, so drop the connection.
+                await connection.invalidate()
+                raise
+        return [compiled.convert(row) for row in rows]
+
+    def _driver_statement(self, statement: Select[Any]) -> DriverStatement:
+        # Keyed by identity, because callers pass statements built once at import.
+        cached = self._driver_statements.get(id(statement))
+        if cached is None or cached[0] is not statement:
+            compiled = DriverStatement.compile(statement, self.read_engine.dialect)
+            cached = (statement, compiled)
+            self._driver_statements[id(statement)] = cached
+        return cached[1]
+
     def sessionmaker(self) -> async_sessionmaker[AsyncSession]:
         return async_sessionmaker(self.write_engine, expire_on_commit=False)
 
@@ -79,21 +203,33 @@ class Database:
             await self.write_engine.dispose()
 
 
-def open_database(url: str, *, pool_size: int = 10) -> Database:
-    """Create the engines for ``url`` without connecting yet."""
+def open_database(
+    url: str, *, pool_size: int = 10, pool_pre_ping: bool = True
+) -> Database:
+    """Create the engines for ``url`` without connecting yet.
+
+    ``pool_pre_ping`` applies to PostgreSQL only, because a SQLite connection
+    has no server connection to lose. It tests a connection only after it sat
+    idle (``PRE_PING_IDLE_SECONDS``).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
+        pool: dict[str, Any] = {}
         if database and database != ":memory:":
             from pathlib import Path
 
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        read_engine = create_async_engine(url)
-        write_engine = create_async_engine(url)
+            # A file database gets a queue pool. A connection beyond pool_size
+            # is closed when returned, and each new one starts a driver thread
+            # and sets the pragmas, so the pool keeps as many as on PostgreSQL.
+            pool = {"pool_size": pool_size, "max_overflow": pool_size}
+        read_engine = create_async_engine(url, pool_reset_on_return=None, **pool)
+        write_engine = create_async_engine(url, pool_reset_on_return=None, **pool)
         _prepare_sqlite(read_engine, immediate=False)
         _prepare_sqlite(write_engine, immediate=True)
         return Database(url, read_engine, write_engine)
-    engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+    if pool_pre_ping:
+        _pre_ping_idle(engine)
     return Database(url, engine, engine)

@@ -69,7 +69,9 @@ async def migrate(database: Database) -> None:
 async def prepare_database(settings: Settings, *, run_migrations: bool) -> Database:
     """Open the configured database, migrate it if asked, and sync the roles."""
     database = open_database(
-        settings.database_url, pool_size=settings.database_pool_size
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        pool_pre_ping=settings.database_pool_pre_ping,
     )
     if run_migrations:
         await migrate(database)

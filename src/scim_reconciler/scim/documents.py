@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from scim2_models import (
     Context,
@@ -19,9 +19,29 @@ from scim2_models import (
     SCIMException,
 )
 
-from scim_reconciler.db.models import Group, User
+from scim_reconciler.db.models import Group
 from scim_reconciler.scim.schemas import GroupResource, UserResource
 from scim_reconciler.services.roles import EffectiveRole
+
+
+class StoredResource(Protocol):
+    """The stored columns a User or Group document is built from."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def attributes(self) -> dict[str, Any]: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def last_modified(self) -> datetime: ...
+
+
+class StoredUser(StoredResource, Protocol):
+    @property
+    def active(self) -> bool: ...
 
 
 def etag(version: int) -> str:
@@ -32,7 +52,7 @@ def _timestamp(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
 
-def _meta(resource_type: str, location: str, row: User | Group) -> dict[str, Any]:
+def _meta(resource_type: str, location: str, row: StoredResource) -> dict[str, Any]:
     return {
         "resourceType": resource_type,
         "created": _timestamp(row.created_at),
@@ -43,7 +63,7 @@ def _meta(resource_type: str, location: str, row: User | Group) -> dict[str, Any
 
 
 def user_document(
-    row: User,
+    row: StoredUser,
     users_url: str,
     groups_url: str,
     groups: Sequence[tuple[str, str]],

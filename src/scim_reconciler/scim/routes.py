@@ -14,7 +14,7 @@ from scim2_models import (
 from starlette.responses import Response
 
 from scim_reconciler.db.engine import Database
-from scim_reconciler.scim import groups, users
+from scim_reconciler.scim import groups, lookup, users
 from scim_reconciler.scim.auth import authenticate
 from scim_reconciler.scim.context import ScimContext
 from scim_reconciler.scim.documents import group_projection, user_projection
@@ -183,7 +183,6 @@ async def post_user(request: Request, ctx: Context) -> Response:
 @router.get("/Users")
 async def get_users(
     request: Request,
-    ctx: Context,
     filter: str | None = None,
     startIndex: str | None = None,
     count: str | None = None,
@@ -192,6 +191,19 @@ async def get_users(
     sortBy: str | None = None,
     sortOrder: str | None = None,
 ) -> Response:
+    # Authentication is left to each path: the userName lookup reads the token
+    # in the same query as the user.
+    parameters = lookup.LookupParameters(
+        filter, startIndex, count, attributes, excludedAttributes, sortBy, sortOrder
+    )
+    settings = _settings(request)
+    user_name = lookup.user_name_value(parameters, settings.max_results)
+    if user_name is not None:
+        found = await lookup.find_user(
+            request, _database(request), settings.scim_base_url, user_name, parameters
+        )
+        return _list_response(len(found), 1, found)
+    ctx = await scim_context(request)
     return await _search_users(
         request,
         ctx,
