@@ -105,7 +105,11 @@ def demo(
 
     def show_plan(plan: ChangePlan) -> None:
         if plan.changes:
-            out.print(changes_table(plan.changes, "Plan for the demo organization"))
+            out.print(
+                changes_table(
+                    plan.changes, "Plan for the demo organization", applying=True
+                )
+            )
         else:
             out.print("The demo organization is in line with its directory file.")
 

@@ -26,7 +26,7 @@ from scim_reconciler.cli.common import (
 from scim_reconciler.db.engine import Database
 from scim_reconciler.db.models import RunTrigger
 from scim_reconciler.reconcile import secrets
-from scim_reconciler.reconcile.model import Change, Plan
+from scim_reconciler.reconcile.model import Change, ChangeStatus, Plan
 from scim_reconciler.reconcile.runs import (
     Reconciler,
     RunReport,
@@ -242,13 +242,20 @@ def report_json(report: RunReport) -> dict[str, Any]:
     }
 
 
-def changes_table(changes: tuple[Change, ...] | list[Change], title: str) -> Table:
+def changes_table(
+    changes: tuple[Change, ...] | list[Change], title: str, *, applying: bool = False
+) -> Table:
+    """Build a table of changes; ``applying`` marks a plan printed before apply,
+    whose planned changes are labelled as about to apply."""
     table = Table("Change", "userName", "Status", "Reason", title=title)
     for change in changes:
         reason = change.reason
         if change.hold_reason:
             reason += f" [held: {change.hold_reason}]"
-        table.add_row(change.kind.value, change.user_name, change.status.value, reason)
+        status = change.status.value
+        if applying and change.status is ChangeStatus.planned:
+            status = "to apply"
+        table.add_row(change.kind.value, change.user_name, status, reason)
     return table
 
 
@@ -316,7 +323,9 @@ def reconcile(
 
         def show_plan(plan: Plan) -> None:
             if plan.changes:
-                out.print(changes_table(plan.changes, f"Plan for {org}"))
+                out.print(
+                    changes_table(plan.changes, f"Plan for {org}", applying=not dry_run)
+                )
             else:
                 out.print(f"{org} is in line with the IdP: nothing to change.")
             for name, reason in plan.skipped:
