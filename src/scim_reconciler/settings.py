@@ -204,9 +204,9 @@ class Settings(BaseSettings):
         hashes = [item.strip().lower() for item in value]
         for item in hashes:
             if not OPERATOR_KEY_HASH.match(item):
-                shown = item if len(item) <= 16 else item[:12] + "..."
+                excerpt = item if len(item) <= 16 else item[:12] + "..."
                 raise ValueError(
-                    f"operator key hash {shown!r} is not valid: give sha256: and "
+                    f"operator key hash {excerpt!r} is not valid: give sha256: and "
                     "64 hexadecimal digits, as `scim-reconciler operator-key new` "
                     "prints them, never the key itself"
                 )

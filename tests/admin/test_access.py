@@ -46,7 +46,7 @@ async def test_operator_key_signs_in_as_operator(database_url: str) -> None:
     assert stranger is None
 
 
-async def test_credential_is_shown_once_and_sees_one_organization(
+async def test_credential_scoped_to_one_organization(
     database: Database, settings: Settings
 ) -> None:
     acme = await make_tenant(database, "acme")
@@ -247,8 +247,10 @@ def test_admin_key_commands(
     assert credential["secret"].startswith("scimr_admin_")
 
     listed = run_cli(database_url, tmp_path, "admin-key", "list", "acme", "--json")
-    shown = json.loads(listed.stdout)
-    assert [(c["id"], c["status"]) for c in shown] == [(credential["id"], "active")]
+    listed_credentials = json.loads(listed.stdout)
+    assert [(c["id"], c["status"]) for c in listed_credentials] == [
+        (credential["id"], "active")
+    ]
     assert credential["secret"] not in listed.stdout
 
     revoked = run_cli(
@@ -295,7 +297,7 @@ def test_ids_stay_whole_in_narrow_tables(
         "--plan",
         "enterprise",
     )
-    made = run_cli(
+    created_token = run_cli(
         database_url,
         tmp_path,
         "token",
@@ -307,7 +309,7 @@ def test_ids_stay_whole_in_narrow_tables(
         "30",
         "--json",
     )
-    token_id = json.loads(made.stdout)["id"]
+    token_id = json.loads(created_token.stdout)["id"]
 
     listed = run_cli(
         database_url, tmp_path, "token", "list", "acme", extra_env={"COLUMNS": "80"}

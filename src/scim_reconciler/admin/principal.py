@@ -2,8 +2,8 @@
 
 Two kinds sign in. An operator has a key whose SHA-256 hash is listed in the
 ``operator_key_hashes`` setting and administers every organization. An
-organization admin has a credential stored for one organization and sees
-that organization only.
+organization admin has a credential stored for one organization and
+administers that organization only.
 """
 
 from __future__ import annotations

@@ -76,10 +76,12 @@ def listen_settings(
                     "what uses it, or pass another port with --port"
                 ) from None
     if "public_base_url" not in config.model_fields_set and port != 0:
-        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-        if ":" in shown:
-            shown = f"[{shown}]"
-        config = config.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
+        display_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        if ":" in display_host:
+            display_host = f"[{display_host}]"
+        config = config.model_copy(
+            update={"public_base_url": f"http://{display_host}:{port}"}
+        )
     return config, host, port
 
 

@@ -1,8 +1,8 @@
 """Choosing an organization, and the access check of every organization page.
 
 An operator sees every organization and picks one from a list. An organization
-admin sees their own only: another organization's pages answer 404, the same as
-one that does not exist, so that slugs cannot be probed.
+admin can open only their own: another organization's pages return 404, the
+same as one that does not exist, so that slugs cannot be probed.
 """
 
 from __future__ import annotations

@@ -245,7 +245,7 @@ class AdminCredential(Base):
 
 
 class AdminSession(Base):
-    """A console session; the cookie holds a secret whose hash is the id."""
+    """A console session. The cookie contains a secret whose hash is the id."""
 
     __tablename__ = "admin_sessions"
 

@@ -177,7 +177,7 @@ class Explanation(abc.ABC):
 
     @abc.abstractmethod
     def reason(self) -> str:
-        """Build the sentence that says why the change is planned."""
+        """Build the sentence that explains why the change is planned."""
 
     @abc.abstractmethod
     def details(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ async def test_show_before_set_is_404(acme_admin: httpx.AsyncClient) -> None:
     assert_problem(response, 404, "'acme' has no connector", "PUT")
 
 
-async def test_set_okta_stores_secret_sealed_and_shows_it_masked(
+async def test_set_okta_masks_sealed_secret(
     acme_admin: httpx.AsyncClient, database: Database, acme: OrgAdmin
 ) -> None:
     stored = await acme_admin.put("/organizations/acme/connector", json=OKTA)

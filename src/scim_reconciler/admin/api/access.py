@@ -31,7 +31,7 @@ from .schemas import (
     RoleOut,
     TokenCreate,
     TokenOut,
-    page_of,
+    slice_page,
 )
 
 router = APIRouter()
@@ -79,8 +79,7 @@ async def list_tokens(
     async with database.read() as session:
         found = await tokens.list_tokens(session, organization)
     items = [token_out(token) for token in found]
-    end = page.offset + page.limit
-    return page_of(items[page.offset : end], len(items), page.offset, page.limit)
+    return slice_page(items, page.offset, page.limit)
 
 
 @router.post(
@@ -155,8 +154,7 @@ async def list_roles(
     async with database.read() as session:
         roles = (await session.scalars(select(Role).order_by(Role.slug))).all()
     items = [RoleOut(slug=role.slug, name=role.name) for role in roles]
-    end = page.offset + page.limit
-    return page_of(items[page.offset : end], len(items), page.offset, page.limit)
+    return slice_page(items, page.offset, page.limit)
 
 
 @router.get(
@@ -172,8 +170,7 @@ async def list_mappings(
         found = await mappings.list_mappings(session, organization)
         names = await role_names(session)
     items = [mapping_out(mapping, names) for mapping in found]
-    end = page.offset + page.limit
-    return page_of(items[page.offset : end], len(items), page.offset, page.limit)
+    return slice_page(items, page.offset, page.limit)
 
 
 @router.post(

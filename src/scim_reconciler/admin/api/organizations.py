@@ -30,6 +30,7 @@ from .schemas import (
     Page,
     PrincipalOut,
     page_of,
+    slice_page,
 )
 
 router = APIRouter()
@@ -164,8 +165,7 @@ async def list_admin_credentials(
     async with database.read() as session:
         found = await credentials.list_credentials(session, organization)
     items = [credential_out(row) for row in found]
-    end = page.offset + page.limit
-    return page_of(items[page.offset : end], len(items), page.offset, page.limit)
+    return slice_page(items, page.offset, page.limit)
 
 
 @router.post(

@@ -73,6 +73,11 @@ def page_of(items: list[T], total: int, offset: int, limit: int) -> Page[T]:
     )
 
 
+def slice_page(items: list[T], offset: int, limit: int) -> Page[T]:
+    """Return one page of a list that was read whole."""
+    return page_of(items[offset : offset + limit], len(items), offset, limit)
+
+
 class PrincipalOut(BaseModel):
     kind: Literal["operator", "org_admin"]
     name: str = Field(description="The actor that audit events record.")
