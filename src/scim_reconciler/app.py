@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from scim_reconciler import __version__
 from scim_reconciler.admin.api import install_problem_handlers
@@ -24,6 +25,7 @@ from scim_reconciler.lifecycle import DrainingScheduler, RequestedRuns, Shutdown
 from scim_reconciler.observability.requests import RequestObservabilityMiddleware
 from scim_reconciler.reconcile.runs import Reconciler
 from scim_reconciler.scim.errors import install_handlers
+from scim_reconciler.scim.lookup_middleware import USERS_PATH, UserNameLookupMiddleware
 from scim_reconciler.scim.routes import router as scim_router
 from scim_reconciler.settings import Settings
 
@@ -128,5 +130,19 @@ def create_app(
     app.include_router(health_router)
     app.include_router(admin_api_router)
     app.include_router(console_router)
+    # Added first, so that it runs inside the observability middleware.
+    app.add_middleware(UserNameLookupMiddleware, route=_users_route())
     app.add_middleware(RequestObservabilityMiddleware)
     return app
+
+
+def _users_route() -> APIRoute:
+    """Return the route of ``GET /scim/v2/Users``."""
+    for route in scim_router.routes:
+        if (
+            isinstance(route, APIRoute)
+            and route.path == USERS_PATH
+            and "GET" in (route.methods or ())
+        ):
+            return route
+    raise LookupError(f"the application has no GET {USERS_PATH} route")

@@ -289,10 +289,70 @@ async def test_lookup_invalid_attributes_is_400(client: httpx.AsyncClient) -> No
     assert_scim_error(response, 400, "invalidValue")
 
 
-# Authentication
-
-
 LOOKUP = {"filter": 'userName eq "ada@example.com"'}
+
+
+# Which requests the middleware serves before routing
+
+
+async def fail_general_path(*_: object, **__: object) -> None:
+    raise AssertionError("the general path ran")
+
+
+@pytest.mark.usefixtures("directory")
+async def test_middleware_serves_lookup_alone(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("scim_reconciler.scim.routes.scim_context", fail_general_path)
+
+    response = await client.get("/Users", params=LOOKUP)
+
+    assert response.status_code == 200, response.text
+    assert json_of(response)["totalResults"] == 1
+
+
+@pytest.mark.usefixtures("directory")
+@pytest.mark.parametrize(
+    "query",
+    [
+        # The route reads the last of repeated parameters.
+        'filter=userName eq "bob@example.com"&filter=userName eq "ada@example.com"',
+        'filter=userName eq "ada@example.com"&count=5&count=1',
+        'filter=userName eq "ada@example.com" and active eq true',
+    ],
+)
+async def test_middleware_passes_on_other_lookups(
+    client: httpx.AsyncClient, query: str
+) -> None:
+    """Requests the middleware does not answer get the route's response."""
+    routed = await client.get(f"/Users?{query}")
+
+    assert routed.status_code == 200, routed.text
+    assert [user["userName"] for user in json_of(routed)["Resources"]] == [
+        "ada@example.com"
+    ]
+
+
+async def test_middleware_lookup_counted_under_route(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request metrics name the route template of an answered lookup."""
+    observed: list[tuple[str, str | None, int]] = []
+    monkeypatch.setattr(
+        "scim_reconciler.observability.requests.metrics.observe_scim_request",
+        lambda method, route, status, _seconds: observed.append(
+            (method, route, status)
+        ),
+    )
+    monkeypatch.setattr("scim_reconciler.scim.routes.scim_context", fail_general_path)
+
+    response = await client.get("/Users", params=LOOKUP)
+
+    assert response.status_code == 200, response.text
+    assert observed == [("GET", "/scim/v2/Users", 200)]
+
+
+# Authentication
 
 
 async def lookup_with(

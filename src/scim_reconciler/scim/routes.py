@@ -14,7 +14,7 @@ from scim2_models import (
 from starlette.responses import Response
 
 from scim_reconciler.db.engine import Database
-from scim_reconciler.scim import groups, lookup, users
+from scim_reconciler.scim import groups, users
 from scim_reconciler.scim.auth import authenticate
 from scim_reconciler.scim.context import ScimContext
 from scim_reconciler.scim.documents import group_projection, user_projection
@@ -108,7 +108,7 @@ async def read_body(request: Request) -> Any:
         ) from None
 
 
-def _list_response(
+def list_response(
     total: int, start_index: int, resources: list[dict[str, Any]]
 ) -> Response:
     return scim_response(
@@ -134,7 +134,7 @@ async def get_service_provider_config(request: Request, ctx: Context) -> Respons
 @router.get("/ResourceTypes")
 async def list_resource_types(ctx: Context) -> Response:
     found = resource_types(ctx.base_url)
-    return _list_response(len(found), 1, found)
+    return list_response(len(found), 1, found)
 
 
 @router.get("/ResourceTypes/{name}")
@@ -150,7 +150,7 @@ async def get_resource_type(name: str, ctx: Context) -> Response:
 @router.get("/Schemas")
 async def list_schemas(ctx: Context) -> Response:
     found = schemas(ctx.base_url)
-    return _list_response(len(found), 1, found)
+    return list_response(len(found), 1, found)
 
 
 @router.get("/Schemas/{urn}")
@@ -191,18 +191,8 @@ async def get_users(
     sortBy: str | None = None,
     sortOrder: str | None = None,
 ) -> Response:
-    # Authentication is left to each path: the userName lookup reads the token
-    # in the same query as the user.
-    parameters = lookup.LookupParameters(
-        filter, startIndex, count, attributes, excludedAttributes, sortBy, sortOrder
-    )
-    settings = _settings(request)
-    user_name = lookup.user_name_value(parameters, settings.max_results)
-    if user_name is not None:
-        found = await lookup.find_user(
-            request, _database(request), settings.scim_base_url, user_name, parameters
-        )
-        return _list_response(len(found), 1, found)
+    # lookup_middleware serves a userName lookup that succeeds before routing.
+    # For any other lookup this route returns the same document, or its error.
     ctx = await scim_context(request)
     return await _search_users(
         request,
@@ -239,7 +229,7 @@ async def _search_users(
         sort_by,
         parse_sort_order(sort_order),
     )
-    return _list_response(total, page.start_index, found)
+    return list_response(total, page.start_index, found)
 
 
 def _search_parameters(body: Any) -> dict[str, str | None]:
@@ -312,7 +302,7 @@ async def search_all(request: Request, ctx: Context) -> Response:
     if len(failures) == 2:
         raise failures[0]
     start = page.start_index - 1
-    return _list_response(total, page.start_index, found[start : start + page.count])
+    return list_response(total, page.start_index, found[start : start + page.count])
 
 
 @router.get("/Users/{user_id}")
@@ -390,7 +380,7 @@ async def _search_groups(
         sort_by,
         parse_sort_order(sort_order),
     )
-    return _list_response(total, page.start_index, found)
+    return list_response(total, page.start_index, found)
 
 
 @router.get("/Groups")
