@@ -2,11 +2,14 @@
 
 Speed and memory targets are not asserted here; a loaded test machine would
 make them flaky. This only keeps ``python -m bench.scim_bench`` from rotting.
+The saturated lookups need wrk (Debian's package, which scripts/test installs);
+without it they are skipped, except under CI=true, where they fail.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.databases import POSTGRES_ENV, postgres_server_url
+from tests.support.databases import POSTGRES_ENV, in_ci, postgres_server_url
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +26,17 @@ SERVICE_OPERATIONS = {"lookup", "get", "create", "patch", "list"}
 USERS = 50
 REQUESTS = 20
 TIMEOUT_SECONDS = 180
+
+
+def saturation_options() -> list[str]:
+    """Run wrk for one second, or skip it where wrk is missing outside CI."""
+    if shutil.which("wrk") is None:
+        if in_ci():
+            pytest.fail(
+                "CI=true needs wrk for the saturated lookups: apt-get install wrk"
+            )
+        return ["--no-saturation"]
+    return ["--saturation-seconds=1"]
 
 
 def run_bench(tmp_path: Path, *options: str) -> dict[str, Any]:
@@ -37,6 +51,7 @@ def run_bench(tmp_path: Path, *options: str) -> dict[str, Any]:
             "--warmup=5",
             "--concurrency=4",
             f"--output={output}",
+            *saturation_options(),
             *options,
         ],
         cwd=REPOSITORY,
@@ -60,6 +75,18 @@ def assert_all_succeeded(operations: dict[str, Any], expected: set[str]) -> None
         assert result["throughput"] > 0, name
 
 
+def assert_saturated(server: dict[str, Any]) -> None:
+    """wrk's lookups all found their user, where wrk ran."""
+    if "--no-saturation" in saturation_options():
+        assert "saturation" not in server
+        return
+    saturation = server["saturation"]
+    assert saturation["errors"] == 0, saturation["first_error"]
+    assert saturation["ok"] == saturation["requests"] > 0
+    assert saturation["throughput"] > 0
+    assert saturation["p99_ms"] >= saturation["p50_ms"] > 0
+
+
 def test_bench_sqlite_with_reference(tmp_path: Path) -> None:
     results = run_bench(tmp_path, "--database=sqlite")
 
@@ -68,6 +95,8 @@ def test_bench_sqlite_with_reference(tmp_path: Path) -> None:
     assert case["users"] == USERS
     assert_all_succeeded(case["service"]["operations"], SERVICE_OPERATIONS)
     assert_all_succeeded(case["reference"]["operations"], {"lookup"})
+    assert_saturated(case["service"])
+    assert_saturated(case["reference"])
     assert case["service"]["rss"]["peak_mib"] > 0
     assert case["reference"]["rss"]["peak_mib"] > 0
     measured = {target["target"] for target in results["targets"]}
@@ -87,4 +116,22 @@ def test_bench_postgres(tmp_path: Path) -> None:
     [case] = results["cases"]
     assert case["database"] == "postgres"
     assert_all_succeeded(case["service"]["operations"], SERVICE_OPERATIONS)
+    assert_saturated(case["service"])
     assert "reference" not in case
+
+
+def test_bench_without_wrk_names_the_fix(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.scim_bench", "--users=5"],
+        cwd=REPOSITORY,
+        env={"PATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert completed.returncode == 2
+    assert "wrk is not installed" in completed.stderr
+    assert "apt-get install wrk" in completed.stderr
+    assert "--no-saturation" in completed.stderr
