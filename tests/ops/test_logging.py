@@ -121,6 +121,27 @@ def test_auto_format_is_json_off_a_terminal() -> None:
     assert resolve_format("console", io.StringIO()) == "console"
 
 
+def test_console_format_escapes_control_characters(log_stream: io.StringIO) -> None:
+    """A newline in a logged value, such as a request path with %0A, stays on
+    its line instead of starting one that reads like another event."""
+    configure_logging("INFO", "console", log_stream)
+    log = logging.getLogger("scim_reconciler.test")
+
+    log.info("GET %s", "/scim/v2/Users\n2026-12-04 [error] forged\x1b[31m")
+    try:
+        raise ValueError("first line\nsecond line")
+    except ValueError:
+        log.exception("Request failed")
+
+    lines = log_stream.getvalue().splitlines()
+    assert "/scim/v2/Users\\n2026-12-04 [error] forged\\x1b[31m" in lines[0]
+    assert not any(line.startswith("2026-12-04 [error]") for line in lines)
+    # A traceback keeps its lines.
+    assert "Request failed" in lines[1]
+    assert any(line.startswith("Traceback") for line in lines[2:])
+    assert "ValueError: first line" in log_stream.getvalue()
+
+
 async def test_scim_request_lines_carry_request_id(
     log_stream: io.StringIO, database: Database, settings: Settings, tenant: Tenant
 ) -> None:

@@ -117,6 +117,30 @@ def _drop_color_message(
     return event_dict
 
 
+# Fields whose text spans lines by design: tracebacks.
+_MULTILINE_FIELDS = frozenset({"exception", "stack"})
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def escape_control_characters(
+    _logger: WrappedLogger, _method: str, event_dict: EventDict
+) -> EventDict:
+    """Write control characters in text fields as escapes (a structlog processor).
+
+    A console line is plain text, so a newline in a value, such as a request
+    path with ``%0A``, would start a line that reads like another event. JSON
+    lines escape them already.
+    """
+    for key, value in event_dict.items():
+        if isinstance(value, str) and key not in _MULTILINE_FIELDS:
+            event_dict[key] = _CONTROL_CHARACTERS.sub(_escape, value)
+    return event_dict
+
+
+def _escape(found: re.Match[str]) -> str:
+    return found.group().encode("unicode_escape").decode("ascii")
+
+
 def resolve_format(log_format: str, stream: TextIO) -> str:
     """Return "json" or "console"; "auto" means console on a terminal only."""
     if log_format != "auto":
@@ -130,7 +154,10 @@ def _renderer(log_format: str, stream: TextIO) -> list[Processor]:
             structlog.processors.EventRenamer("message"),
             structlog.processors.JSONRenderer(),
         ]
-    return [structlog.dev.ConsoleRenderer(colors=stream.isatty())]
+    return [
+        escape_control_characters,
+        structlog.dev.ConsoleRenderer(colors=stream.isatty()),
+    ]
 
 
 def configure_logging(
