@@ -14,12 +14,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from scim_reconciler.app import create_app
 from scim_reconciler.db.engine import Database
-from scim_reconciler.db.models import RunTrigger
+from scim_reconciler.db.models import RunStatus, RunTrigger
 from scim_reconciler.reconcile.runs import Reconciler, RunRequest
 from scim_reconciler.settings import Settings
 from tests.conftest import Tenant, scim_client
 from tests.support.resources import user_body
-from tests.support.runs import configure, write_directory
+from tests.support.runs import configure, idp_user, write_directory
 
 FAMILIES = (
     "scim_reconciler_scim_requests",
@@ -99,6 +99,38 @@ async def test_metrics_count_scim_requests_and_runs(
         resource="Users",
     )
     assert duration_count >= 1
+
+
+async def test_approval_lowers_held_deactivations(
+    database: Database, tenant: Tenant, tmp_path: Path
+) -> None:
+    slug = tenant.org.slug
+    directory = write_directory(tmp_path / "directory.json", range(1, 6))
+    users = [idp_user(number) for number in range(1, 6)]
+    await configure(database, tenant.org, directory, max_deactivations=1)
+    reconciler = Reconciler(database, None)
+    request = RunRequest(trigger=RunTrigger.manual)
+    await reconciler.run(slug, request)
+    # Users 1 to 4 leave the mapped group: four deactivations over a limit of 1.
+    write_directory(directory, [5], users=users)
+    held = await reconciler.run(slug, request)
+    applied = {"kind": "deactivate", "status": "applied"}
+    before_applied = sample("scim_reconciler_changes_total", **applied)
+    before_drift = sample("scim_reconciler_drift_total", organization=slug)
+    held_gauge = sample("scim_reconciler_held_deactivations", organization=slug)
+
+    approved = await reconciler.approve(held.run.id)
+
+    assert held.run.status is RunStatus.held
+    assert held_gauge == 4
+    assert approved.run.status is RunStatus.succeeded
+    assert sample("scim_reconciler_held_deactivations", organization=slug) == 0
+    after_applied = sample("scim_reconciler_changes_total", **applied)
+    assert after_applied == before_applied + 4
+    after_drift = sample("scim_reconciler_drift_total", organization=slug)
+    assert after_drift == before_drift + approved.run.drift - held.run.drift
+    last_drift = sample("scim_reconciler_last_run_drift", organization=slug)
+    assert last_drift == approved.run.drift
 
 
 async def test_metrics_labels_carry_no_ids_or_paths(

@@ -138,6 +138,11 @@ def count_auth_failure(reason: str) -> None:
     ).inc()
 
 
+# The id of each organization's last run that this process observed, which
+# the gauges of the last run describe.
+_last_runs: dict[str, str] = {}
+
+
 def observe_run(organization: str, run: Run, run_changes: Iterable[Change]) -> None:
     """Record a finished run: its status, duration, changes, drift and holds."""
     status = run.status.value
@@ -148,13 +153,40 @@ def observe_run(organization: str, run: Run, run_changes: Iterable[Change]) -> N
     held = 0
     for change in run_changes:
         changes.labels(change.kind.value, change.status.value).inc()
-        if change.kind is ChangeKind.deactivate and change.status is ChangeStatus.held:
+        if _is_held_deactivation(change):
             held += 1
     drift.labels(organization).inc(run.drift)
     last_run_drift.labels(organization).set(run.drift)
-    # NOTE: approving the held changes does not lower this gauge. The
-    # organization's next run in this process sets it again.
     held_deactivations.labels(organization).set(held)
+    _last_runs[organization] = run.id
+
+
+def observe_approval(
+    organization: str,
+    run: Run,
+    approved: Iterable[Change],
+    added_drift: int,
+    run_changes: Iterable[Change],
+) -> None:
+    """Record the approval of a run's held changes.
+
+    ``approved`` are the results of the changes that the approval applied, and
+    ``run_changes`` all of the run's changes afterwards. When the run is the
+    organization's last one in this process, its gauges follow the approval;
+    a later run's gauges describe that run instead.
+    """
+    for change in approved:
+        changes.labels(change.kind.value, change.status.value).inc()
+    drift.labels(organization).inc(added_drift)
+    if _last_runs.get(organization) != run.id:
+        return
+    last_run_drift.labels(organization).set(run.drift)
+    held = sum(1 for change in run_changes if _is_held_deactivation(change))
+    held_deactivations.labels(organization).set(held)
+
+
+def _is_held_deactivation(change: Change) -> bool:
+    return change.kind is ChangeKind.deactivate and change.status is ChangeStatus.held
 
 
 def observe_idp_request(

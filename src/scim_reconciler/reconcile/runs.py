@@ -494,6 +494,7 @@ class Reconciler:
             final = tuple(
                 next(results) if c.status is ChangeStatus.held else c for c in changes
             )
+            drift_before = run.drift
             run.counts = counts_of(final)
             run.drift = drift_of(final)
             if not any(change.status is ChangeStatus.held for change in final):
@@ -504,6 +505,13 @@ class Reconciler:
                     delete(RunChange).where(RunChange.run_id == run.id)
                 )
                 await _store_changes(session, run.id, final, range(len(final)))
+                org_slug = await session.scalar(
+                    select(Organization.slug).where(Organization.id == run.org_id)
+                )
+            if org_slug is not None:
+                metrics.observe_approval(
+                    org_slug, run, applied, run.drift - drift_before, final
+                )
             return RunReport(run, final)
         finally:
             await lock.release()
