@@ -36,7 +36,7 @@ def saturation_options() -> list[str]:
                 "CI=true needs wrk for the saturated lookups: apt-get install wrk"
             )
         return ["--no-saturation"]
-    return ["--saturation-seconds=1"]
+    return ["--saturation-seconds=1", "--latency-seconds=1"]
 
 
 def run_bench(tmp_path: Path, *options: str) -> dict[str, Any]:
@@ -79,12 +79,15 @@ def assert_saturated(server: dict[str, Any]) -> None:
     """wrk's lookups all found their user, where wrk ran."""
     if "--no-saturation" in saturation_options():
         assert "saturation" not in server
+        assert "latency" not in server
         return
-    saturation = server["saturation"]
-    assert saturation["errors"] == 0, saturation["first_error"]
-    assert saturation["ok"] == saturation["requests"] > 0
-    assert saturation["throughput"] > 0
-    assert saturation["p99_ms"] >= saturation["p50_ms"] > 0
+    for key, connections in (("saturation", 4), ("latency", 1)):
+        result = server[key]
+        assert result["connections"] == connections, key
+        assert result["errors"] == 0, (key, result["first_error"])
+        assert result["ok"] == result["requests"] > 0, key
+        assert result["throughput"] > 0, key
+        assert result["p99_ms"] >= result["p50_ms"] > 0, key
 
 
 def test_bench_sqlite_with_reference(tmp_path: Path) -> None:
