@@ -79,6 +79,8 @@ def test_user_name_value_plain_filters(filter_text: str, expected: str) -> None:
         'userName eq "ada@example.com',
         "userName eq 42",
         'userName eq "' + "a" * 5000 + '"',
+        # Long s (U+017F) folds to "s" only under Unicode case folding.
+        'u\u017fername eq "ada@example.com"',
     ],
 )
 def test_user_name_value_other_filters(filter_text: str | None) -> None:
@@ -331,6 +333,19 @@ async def test_middleware_passes_on_other_lookups(
     assert [user["userName"] for user in json_of(routed)["Resources"]] == [
         "ada@example.com"
     ]
+
+
+@pytest.mark.usefixtures("directory")
+async def test_middleware_leaves_unicode_folding_to_route(
+    client: httpx.AsyncClient,
+) -> None:
+    """Python's Unicode case folding reads U+017F (long s) as "s", but the
+    filter grammar's attribute names are ASCII, so the route rejects it."""
+    response = await client.get(
+        "/Users", params={"filter": 'u\u017fername eq "ada@example.com"'}
+    )
+
+    assert_scim_error(response, 400, "invalidFilter")
 
 
 async def test_middleware_lookup_counted_under_route(

@@ -47,10 +47,12 @@ from scim_reconciler.text import comparison_key
 # and operators and ignores whitespace between tokens. A string without
 # backslash or control characters is its own value, so it needs no JSON
 # decoding. Anything else, such as escapes or a schema URN before userName,
-# takes the general path.
+# takes the general path. re.ASCII keeps the case folding to ASCII letters,
+# as the general path's parser has it: Unicode folding would read U+017F
+# (long s) as "s".
 _USER_NAME_FILTER = re.compile(
     r'[ \t\f\r\n]*username[ \t\f\r\n]+eq[ \t\f\r\n]+"([^"\\\x00-\x1f]*)"[ \t\f\r\n]*',
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 
 # One row per (group, role mapping) pair of the user, and one row with NULL
