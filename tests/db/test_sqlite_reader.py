@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -97,7 +98,7 @@ async def test_fetch_sees_a_commit_at_once(store: tuple[Database, Tenant]) -> No
 
 
 async def test_busy_database_falls_back_to_the_driver_thread(
-    store: tuple[Database, Tenant], tmp_path: Path
+    store: tuple[Database, Tenant], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The reader does not wait on a lock; the driver's thread does, and the
     lookup returns once the lock is released."""
@@ -107,9 +108,11 @@ async def test_busy_database_falls_back_to_the_driver_thread(
     locker = lock_exclusively(path)
     reader = SqliteReader(str(path))
     try:
-        assert reader.fetch("SELECT slug FROM organizations", []) is None
+        with caplog.at_level(logging.DEBUG, logger="scim_reconciler.db.engine"):
+            assert reader.fetch("SELECT slug FROM organizations", []) is None
     finally:
         reader.close()
+    assert "SQLite reported SQLITE_BUSY" in caplog.text
     checkouts = count_checkouts(database)
 
     asyncio.get_running_loop().call_later(0.3, locker.close)

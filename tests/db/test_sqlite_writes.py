@@ -97,3 +97,24 @@ def test_queue_serves_several_event_loops() -> None:
 
     assert asyncio.run(take_turns()) == 3
     assert asyncio.run(take_turns()) == 3
+
+
+async def test_write_unless_busy_yields_none_while_queued(database: Database) -> None:
+    writers = database.sqlite_writers
+    assert writers is not None
+
+    async with writers.turn():
+        busy = writers.is_busy()
+        async with database.write_unless_busy() as skipped:
+            pass
+    async with database.write_unless_busy() as session:
+        assert session is not None
+        await session.execute(text("SELECT 1"))
+
+    assert busy is True
+    assert skipped is None
+    assert writers.is_busy() is False
+
+
+def test_queue_not_busy_outside_event_loop() -> None:
+    assert SqliteWriteQueue(timeout_seconds=1).is_busy() is False

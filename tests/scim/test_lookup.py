@@ -3,6 +3,7 @@ responses as the general list path, and the same authentication."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -326,7 +327,7 @@ async def test_middleware_serves_lookup_alone(
 async def test_middleware_passes_on_other_lookups(
     client: httpx.AsyncClient, query: str
 ) -> None:
-    """Requests the middleware does not answer get the route's response."""
+    """Requests the middleware does not serve get the route's response."""
     routed = await client.get(f"/Users?{query}")
 
     assert routed.status_code == 200, routed.text
@@ -457,6 +458,30 @@ async def test_lookup_records_last_use(
     assert response.status_code == 200, response.text
     async with database.read() as session:
         token = await session.get(ScimToken, tenant.token_id)
+    assert token is not None
+    assert token.last_used_at is not None
+
+
+async def test_lookup_skips_last_use_while_writes_queue(
+    database: Database, settings: Settings, tenant: Tenant
+) -> None:
+    """A lookup does not wait for queued SQLite writes to record its token's
+    use; a later lookup records it."""
+    if database.sqlite_writers is None:
+        pytest.skip("only SQLite queues write transactions")
+
+    async with database.sqlite_writers.turn(), asyncio.timeout(5):
+        during = await lookup_with(database, settings, tenant.token)
+    async with database.read() as session:
+        token = await session.get(ScimToken, tenant.token_id)
+        skipped = token.last_used_at if token else "missing"
+    after = await lookup_with(database, settings, tenant.token)
+    async with database.read() as session:
+        token = await session.get(ScimToken, tenant.token_id)
+
+    assert during.status_code == 200, during.text
+    assert skipped is None
+    assert after.status_code == 200, after.text
     assert token is not None
     assert token.last_used_at is not None
 

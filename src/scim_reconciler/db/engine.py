@@ -17,6 +17,7 @@ On SQLite the write transactions of one process take turns in arrival order
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -35,6 +36,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry, PoolResetState
+
+logger = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -167,6 +170,12 @@ class SqliteReader:
                 sqlite3.SQLITE_BUSY,
                 sqlite3.SQLITE_LOCKED,
             ):
+                logger.debug(
+                    "SQLite reported %s to a read of %s; reading through the "
+                    "driver's thread instead",
+                    error.sqlite_errorname,
+                    self.path,
+                )
                 return None
             self._discard(connection)
             raise
@@ -221,6 +230,14 @@ class SqliteWriteQueue:
             asyncio.AbstractEventLoop, asyncio.Lock
         ] = weakref.WeakKeyDictionary()
 
+    def is_busy(self) -> bool:
+        """Tell whether a write transaction of this process has its turn now."""
+        try:
+            lock = self._locks.get(asyncio.get_running_loop())
+        except RuntimeError:
+            return False
+        return lock is not None and lock.locked()
+
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
         """Wait for this transaction's turn, at most ``timeout_seconds``."""
@@ -274,6 +291,20 @@ class Database:
             AsyncSession(self.write_engine, expire_on_commit=False) as session,
             session.begin(),
         ):
+            yield session
+
+    @asynccontextmanager
+    async def write_unless_busy(self) -> AsyncIterator[AsyncSession | None]:
+        """Open a write session as ``write`` does, or yield None at once when
+        this process's SQLite write transactions are queued.
+
+        For writes that may be skipped, such as a token's last-used time,
+        which a read should not wait for.
+        """
+        if self.sqlite_writers is not None and self.sqlite_writers.is_busy():
+            yield None
+            return
+        async with self.write() as session:
             yield session
 
     async def fetch(

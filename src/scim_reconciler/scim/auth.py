@@ -2,7 +2,8 @@
 
 Every request looks its token up by hash, so revocation and expiry take effect
 on the very next request. The time a token was last used is written at most
-once a minute, to keep SCIM reads free of writes.
+once a minute, to keep SCIM reads free of writes, and skipped while the
+process's SQLite writes are queued, so that a read does not wait for them.
 """
 
 from __future__ import annotations
@@ -110,11 +111,16 @@ def check_token(request: Request, state: TokenState, now: datetime) -> None:
 
 
 async def record_use(database: Database, state: TokenState, now: datetime) -> None:
-    """Write the time of use, unless the stored one is less than a minute old."""
+    """Write the time of use, unless the stored one is less than a minute old.
+
+    A later request writes it when SQLite's writes were queued this time.
+    """
     last_used = state.last_used_at
     if last_used is not None and now - last_used < LAST_USED_RESOLUTION:
         return
-    async with database.write() as session:
+    async with database.write_unless_busy() as session:
+        if session is None:
+            return
         await session.execute(
             update(ScimToken)
             .where(
