@@ -113,22 +113,22 @@ async def test_approval_lowers_held_deactivations(
     await reconciler.run(slug, request)
     # Users 1 to 4 leave the mapped group: four deactivations over a limit of 1.
     write_directory(directory, [5], users=users)
-    held = await reconciler.run(slug, request)
+    held_run = await reconciler.run(slug, request)
     applied = {"kind": "deactivate", "status": "applied"}
     before_applied = sample("scim_reconciler_changes_total", **applied)
     before_drift = sample("scim_reconciler_drift_total", organization=slug)
     held_gauge = sample("scim_reconciler_held_deactivations", organization=slug)
 
-    approved = await reconciler.approve(held.run.id)
+    approved = await reconciler.approve(held_run.run.id)
 
-    assert held.run.status is RunStatus.held
+    assert held_run.run.status is RunStatus.held
     assert held_gauge == 4
     assert approved.run.status is RunStatus.succeeded
     assert sample("scim_reconciler_held_deactivations", organization=slug) == 0
     after_applied = sample("scim_reconciler_changes_total", **applied)
     assert after_applied == before_applied + 4
     after_drift = sample("scim_reconciler_drift_total", organization=slug)
-    assert after_drift == before_drift + approved.run.drift - held.run.drift
+    assert after_drift == before_drift + approved.run.drift - held_run.run.drift
     last_drift = sample("scim_reconciler_last_run_drift", organization=slug)
     assert last_drift == approved.run.drift
 

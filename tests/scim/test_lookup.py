@@ -352,7 +352,7 @@ async def test_middleware_leaves_unicode_folding_to_route(
 async def test_middleware_lookup_counted_under_route(
     client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The request metrics name the route template of an answered lookup."""
+    """The request metrics name the route template of a served lookup."""
     observed: list[tuple[str, str | None, int]] = []
     monkeypatch.setattr(
         "scim_reconciler.observability.requests.metrics.observe_scim_request",

@@ -181,8 +181,8 @@ def observe_approval(
     if _last_runs.get(organization) != run.id:
         return
     last_run_drift.labels(organization).set(run.drift)
-    held = sum(1 for change in run_changes if _is_held_deactivation(change))
-    held_deactivations.labels(organization).set(held)
+    still_held = sum(1 for change in run_changes if _is_held_deactivation(change))
+    held_deactivations.labels(organization).set(still_held)
 
 
 def _is_held_deactivation(change: Change) -> bool:
